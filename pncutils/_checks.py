@@ -1,0 +1,137 @@
+"""Argument validation shared by the public functions (private module).
+
+Every public function of :mod:`pncutils` validates its arguments here and raises a
+:class:`ValueError` whose message names the problem. None of these helpers modifies
+its input: conversions always produce new tensors.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__: list[str] = []
+
+
+def _compute_device(x: Tensor) -> torch.device:
+    """Device on which float64 work on `x` is done (MPS has no float64: use the CPU)."""
+    return torch.device("cpu") if x.device.type == "mps" else x.device
+
+
+def as_tensor(x: Any, name: str) -> Tensor:
+    """Return `x` as a torch tensor without copying torch inputs.
+
+    numpy arrays and nested sequences are converted; anything else raises.
+    """
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray | list | tuple | numbers.Number):
+        try:
+            return torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} could not be converted to a tensor: {err}") from err
+    raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+
+
+def check_features(H: Any, name: str = "H") -> Tensor:
+    """Validate a feature matrix and return it as a float64 tensor (a new tensor).
+
+    Raises if `H` is not 2-D, is empty, is not real-valued, or holds NaN/Inf.
+    """
+    H = as_tensor(H, name)
+    if H.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D with shape (N, D) (one row per sample), got shape {tuple(H.shape)}"
+        )
+    if H.shape[0] == 0 or H.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(H.shape)}")
+    if H.dtype == torch.bool or H.is_complex():
+        raise ValueError(f"{name} must be real-valued, got dtype {H.dtype}")
+    H = H.to(device=_compute_device(H), dtype=torch.float64)
+    if not torch.isfinite(H).all():
+        bad = int((~torch.isfinite(H)).sum())
+        raise ValueError(f"{name} contains {bad} NaN or Inf value(s)")
+    return H
+
+
+def check_labels(
+    y: Any, num_samples: int, num_classes: int | None = None, device: torch.device | None = None
+) -> tuple[Tensor, int]:
+    """Validate integer labels and return ``(y as int64 on device, K)``.
+
+    Checks: 1-D, length `num_samples`, integer-valued, in ``[0, K)``, at least two
+    classes, and every class in ``[0, K)`` has at least one sample.
+    """
+    y = as_tensor(y, "y")
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D with shape (N,), got shape {tuple(y.shape)}")
+    if y.shape[0] != num_samples:
+        raise ValueError(f"H has {num_samples} rows but y has {y.shape[0]} labels")
+    if y.dtype == torch.bool:
+        raise ValueError("y must hold integer class labels, got dtype torch.bool")
+    if y.is_floating_point() or y.is_complex():
+        if not torch.isfinite(y).all() or not torch.equal(y, torch.round(y)):
+            raise ValueError("y must hold integer class labels, got non-integer values")
+    y = y.to(device=device if device is not None else y.device, dtype=torch.int64)
+    if y.numel() and int(y.min()) < 0:
+        raise ValueError(f"y must hold labels in [0, K), got negative label {int(y.min())}")
+    max_label = int(y.max()) if y.numel() else -1
+    if num_classes is None:
+        num_classes = max_label + 1
+    else:
+        num_classes = check_int(num_classes, "num_classes", minimum=1)
+        if max_label >= num_classes:
+            raise ValueError(
+                f"y has label {max_label}, out of range for num_classes={num_classes}"
+            )
+    if num_classes < 2:
+        raise ValueError(f"at least two classes are needed, got {num_classes}")
+    counts = torch.bincount(y, minlength=num_classes)
+    empty = torch.nonzero(counts == 0).flatten().tolist()
+    if empty:
+        raise ValueError(f"class(es) {empty} have no samples (num_classes={num_classes})")
+    return y, num_classes
+
+
+def check_int(value: Any, name: str, minimum: int | None = None) -> int:
+    """Return `value` as an ``int``; raise if it is not an integer or is below `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_float(
+    value: Any,
+    name: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict: bool = False,
+) -> float:
+    """Return `value` as a finite ``float`` in range; raise a ValueError otherwise.
+
+    With ``strict=True`` the bounds are exclusive.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}")
+    if maximum is not None and (value >= maximum if strict else value > maximum):
+        raise ValueError(f"{name} must be {'<' if strict else '<='} {maximum}, got {value}")
+    return value
+
+
+def check_choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    """Raise unless `value` is one of `allowed`; the message lists the allowed values."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value

@@ -1,0 +1,123 @@
+"""Seeds, devices and the environment (quick mode, Colab).
+
+See Also
+--------
+book/intro.md : how the book uses quick mode and the device.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+__all__ = ["seed_everything", "get_device", "quick_mode", "is_colab", "device_name"]
+
+_DEVICES = ("cpu", "cuda", "mps")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed ``random``, numpy and torch (and CUDA), and return a seeded CPU generator.
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative seed.
+
+    Returns
+    -------
+    torch.Generator
+        A CPU generator seeded with `seed`; pass it as ``generator=`` to the data and
+        model constructors so that the data do not depend on other random draws.
+
+    Examples
+    --------
+    >>> g = seed_everything(0)
+    >>> a = torch.rand(2, generator=g); b = torch.rand(2, generator=seed_everything(0))
+    >>> bool(torch.equal(a, b))
+    True
+    """
+    from pncutils._checks import check_int
+
+    seed = check_int(seed, "seed", minimum=0)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device() -> torch.device:
+    """Best available device: CUDA, then MPS, then CPU; ``$PNC_DEVICE`` overrides.
+
+    Returns
+    -------
+    torch.device
+
+    Examples
+    --------
+    >>> get_device().type in ("cpu", "cuda", "mps")
+    True
+    """
+    forced = os.environ.get("PNC_DEVICE", "").strip()
+    if forced:
+        kind = forced.split(":")[0]
+        if kind not in _DEVICES:
+            raise ValueError(f"PNC_DEVICE must name one of {_DEVICES}, got {forced!r}")
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"PNC_DEVICE={forced!r} but CUDA is not available")
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"PNC_DEVICE={forced!r} but MPS is not available")
+        return torch.device(forced)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device | str | None = None) -> str:
+    """Human-readable name of a device, e.g. ``"NVIDIA H100 80GB HBM3"`` or ``"cpu"``.
+
+    Examples
+    --------
+    >>> device_name("cpu")
+    'cpu'
+    """
+    device = torch.device(device) if device is not None else get_device()
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
+def quick_mode() -> bool:
+    """Whether quick mode is on (``$PNC_QUICK`` set to anything but ``""``, ``0`` or ``false``).
+
+    Quick mode shrinks every chapter's configuration so that the notebook tests run in
+    seconds; all of a chapter's checks must hold in both modes.
+
+    Examples
+    --------
+    >>> import os; old = os.environ.pop("PNC_QUICK", None)
+    >>> quick_mode()
+    False
+    >>> os.environ["PNC_QUICK"] = "1"; quick_mode()
+    True
+    >>> _ = os.environ.pop("PNC_QUICK") if old is None else os.environ.update(PNC_QUICK=old)
+    """
+    return os.environ.get("PNC_QUICK", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def is_colab() -> bool:
+    """Whether the code runs inside Google Colab.
+
+    Examples
+    --------
+    >>> is_colab()
+    False
+    """
+    return "google.colab" in sys.modules

@@ -1,0 +1,394 @@
+"""Deep linear and hybrid (nonlinear + linear) networks with the paper's initialisation.
+
+Conventions
+-----------
+- Samples are rows: inputs ``X`` have shape (N, D_in) and logits (N, K).
+- Weights are stored as PyTorch stores them: ``W_l`` has shape (d_l, d_{l-1}) = (out, in),
+  and a layer computes ``H_l = H_{l-1} @ W_l.T``. The paper stacks samples as columns and
+  writes ``Z_l = W_l Z_{l-1}``; the two conventions describe the same network.
+- The depth ``L`` is the number of weight matrices, **classifier included** (the paper's
+  convention). The reference code's ``num_layers`` counts hidden layers only, so a paper
+  "6-layer linear network" is ``DeepLinearNetwork(..., depth=6)`` here.
+- ``model.features(X)`` returns ``[X, H_1, ..., H_{L-1}]``: the input (layer 0) and the
+  output of every hidden layer, logits excluded, as the paper's metrics expect.
+
+Initialisation
+--------------
+``init="orthogonal"`` makes every weight ``ξ`` times a Haar-random matrix with orthonormal
+rows (``out <= in``) or orthonormal columns (``out >= in``), with ``ξ = init_scale``.
+This fixes bug 5 of the reference code (book: spec §5.1). There, ``W_1 = ξ [U, 0]``
+when the width is below the input dimension, which at initialisation connects only the
+first ``width`` input coordinates (the red channel of a CHW-flattened CIFAR image), and
+a width above the input dimension crashes. The reference classifier ``ξ [O_K, 0]`` has
+the same distribution as ``ξ`` times a Haar matrix with orthonormal rows once it follows a
+Haar-random hidden layer, so that choice is unchanged in distribution.
+
+All random draws use the ``generator`` passed to the constructor, never the global RNG,
+so the same seed gives the same weights whatever else the program has drawn.
+
+See Also
+--------
+book/notation.md : the shape letters; spec §1.2–1.3 : the networks and initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+import torch
+from torch import Tensor, nn
+
+from pncutils._checks import check_choice, check_float, check_int
+
+__all__ = ["DeepLinearNetwork", "HybridNetwork", "orthogonal_init_"]
+
+#: Allowed values of the ``init`` argument.
+INITS: tuple[str, ...] = ("orthogonal", "default", "gaussian")
+
+
+def orthogonal_init_(
+    weight: Tensor, scale: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """Fill `weight` in place with `scale` times a Haar-random semi-orthogonal matrix.
+
+    The matrix has orthonormal rows when ``out <= in`` and orthonormal columns when
+    ``out >= in``, so ``W W^T = scale² I`` (wide) or ``W^T W = scale² I`` (tall).
+    The draw is made in float64 on the generator's device (the CPU by default) and
+    then cast into `weight`, so a float64 model is orthogonal to float64 precision.
+
+    Parameters
+    ----------
+    weight : Tensor, shape (out, in)
+        The weight to overwrite, e.g. ``nn.Linear.weight``.
+    scale : float
+        The initialisation scale ξ >= 0.
+    generator : torch.Generator, optional
+        Source of randomness; the global RNG when omitted.
+
+    Returns
+    -------
+    Tensor, shape (out, in)
+        `weight` itself.
+
+    Examples
+    --------
+    >>> W = torch.empty(2, 5)
+    >>> _ = orthogonal_init_(W, 0.5, generator=torch.Generator().manual_seed(0))
+    >>> torch.allclose(W @ W.T, 0.25 * torch.eye(2), atol=1e-6)
+    True
+    """
+    if not isinstance(weight, Tensor) or weight.ndim != 2:
+        raise ValueError(
+            "weight must be a 2-D tensor of shape (out, in), got "
+            f"{tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__}"
+        )
+    scale = check_float(scale, "scale", minimum=0.0)
+    draw_device = generator.device if generator is not None else torch.device("cpu")
+    tmp = torch.empty(weight.shape, dtype=torch.float64, device=draw_device)
+    # QR of a Gaussian with the sign fix: Haar on the Stiefel manifold (Mezzadri 2007)
+    nn.init.orthogonal_(tmp, gain=scale, generator=generator)
+    with torch.no_grad():
+        weight.copy_(tmp)
+    return weight
+
+
+def _init_weight_(
+    weight: Tensor, init: str, scale: float, generator: torch.Generator | None
+) -> None:
+    """Initialise one (out, in) weight in place with the named scheme."""
+    with torch.no_grad():
+        if init == "orthogonal":
+            orthogonal_init_(weight, scale, generator)
+        elif init == "default":
+            # what `nn.Linear.reset_parameters` does, but drawn from `generator`
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+        else:  # "gaussian": N(0, scale² / in)
+            weight.normal_(0.0, scale / math.sqrt(weight.shape[1]), generator=generator)
+
+
+def _linear(in_dim: int, out_dim: int) -> nn.Linear:
+    """A bias-free ``nn.Linear`` whose weight is left uninitialised (no global RNG draw)."""
+    return nn.utils.skip_init(nn.Linear, in_dim, out_dim, bias=False)
+
+
+class HybridNetwork(nn.Module):
+    """Nonlinear blocks followed by linear layers and a linear classifier (no biases).
+
+    The network is ``num_nonlinear`` blocks ``Linear -> BatchNorm1d -> ReLU`` (or
+    ``Linear -> ReLU`` with ``batch_norm=False``), then ``depth - 1 - num_nonlinear``
+    bias-free linear layers, then the bias-free classifier: ``depth`` weight matrices
+    in all. ``num_nonlinear = depth - 1`` is the paper's MLP, ``num_nonlinear = 3``
+    with ``depth = 8`` its "8-layer hybrid", and ``num_nonlinear = 0`` a deep linear
+    network. The features of a nonlinear block are taken after the ReLU.
+
+    Parameters
+    ----------
+    in_dim : int
+        Input dimension D_in.
+    width : int
+        Width of every hidden layer.
+    num_classes : int
+        Number of classes K (the number of logits).
+    depth : int
+        L >= 1, the number of weight matrices, classifier included.
+    num_nonlinear : int
+        Number of nonlinear blocks, ``0 <= num_nonlinear <= depth - 1``.
+    init : {"orthogonal", "default", "gaussian"}
+        "orthogonal": ``init_scale`` times a Haar semi-orthogonal matrix (see
+        :func:`orthogonal_init_`); "default": PyTorch's ``nn.Linear`` initialisation
+        (``init_scale`` is ignored); "gaussian": entries N(0, init_scale² / in).
+    init_scale : float
+        The scale ξ > 0 of the "orthogonal" and "gaussian" initialisations.
+    batch_norm : bool
+        Whether the nonlinear blocks contain ``BatchNorm1d`` (as in the paper).
+    generator : torch.Generator, optional
+        Source of all randomness of the initialisation; the global RNG when omitted.
+
+    Attributes
+    ----------
+    in_dim, width, num_classes, depth, num_nonlinear : int
+        The constructor arguments.
+    blocks : nn.ModuleList
+        The ``depth - 1`` hidden blocks (``nn.Sequential`` for nonlinear ones,
+        ``nn.Linear`` for linear ones).
+    classifier : nn.Linear
+        The last layer, weight shape (K, width) (or (K, in_dim) when depth = 1).
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> net = HybridNetwork(8, 16, 3, depth=4, num_nonlinear=2, generator=g)
+    >>> X = torch.randn(5, 8, generator=g)
+    >>> [tuple(H.shape) for H in net.features(X)], tuple(net(X).shape)
+    ([(5, 8), (5, 16), (5, 16), (5, 16)], (5, 3))
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        width: int,
+        num_classes: int,
+        depth: int,
+        num_nonlinear: int,
+        init: str = "orthogonal",
+        init_scale: float = 0.1,
+        batch_norm: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_dim = check_int(in_dim, "in_dim", minimum=1)
+        self.width = check_int(width, "width", minimum=1)
+        self.num_classes = check_int(num_classes, "num_classes", minimum=1)
+        self.depth = check_int(depth, "depth", minimum=1)
+        self.num_nonlinear = check_int(num_nonlinear, "num_nonlinear", minimum=0)
+        if self.num_nonlinear > self.depth - 1:
+            raise ValueError(
+                f"num_nonlinear must be <= depth - 1 = {self.depth - 1} (the classifier is "
+                f"linear), got num_nonlinear={self.num_nonlinear} with depth={self.depth}"
+            )
+        self.init = check_choice(init, "init", INITS)
+        self.init_scale = check_float(init_scale, "init_scale", minimum=0.0, strict=True)
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"batch_norm must be a bool, got {batch_norm!r}")
+        self.batch_norm = batch_norm
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+
+        blocks: list[nn.Module] = []
+        prev = self.in_dim
+        for i in range(self.depth - 1):
+            lin = _linear(prev, self.width)
+            if i < self.num_nonlinear:
+                parts: list[nn.Module] = [lin]
+                if batch_norm:
+                    parts.append(nn.BatchNorm1d(self.width))
+                parts.append(nn.ReLU())
+                blocks.append(nn.Sequential(*parts))
+            else:
+                blocks.append(lin)
+            prev = self.width
+        self.blocks = nn.ModuleList(blocks)
+        self.classifier = _linear(prev, self.num_classes)
+        # initialise in order W_1, ..., W_L so that a seed fixes every weight
+        for weight in self.weights():
+            _init_weight_(weight, self.init, self.init_scale, generator)
+
+    def _linears(self) -> list[nn.Linear]:
+        """The L linear layers, first to last."""
+        out = [b[0] if isinstance(b, nn.Sequential) else b for b in self.blocks]
+        return [*out, self.classifier]  # type: ignore[list-item]
+
+    def weights(self) -> list[Tensor]:
+        """The L weight matrices ``[W_1, ..., W_L]``, each of shape (out, in).
+
+        The tensors are detached views: they share storage with the parameters, so they
+        follow training, but carry no autograd history.
+
+        Returns
+        -------
+        list of Tensor
+            ``W_1`` (width, in_dim), ..., ``W_L`` (num_classes, width).
+
+        Examples
+        --------
+        >>> net = DeepLinearNetwork(4, 6, 2, depth=3, generator=torch.Generator().manual_seed(0))
+        >>> [tuple(W.shape) for W in net.weights()]
+        [(6, 4), (6, 6), (2, 6)]
+        """
+        return [lin.weight.detach() for lin in self._linears()]
+
+    def _check_input(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor) or x.ndim != 2:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x must be a 2-D tensor of shape (N, {self.in_dim}), got {shape}")
+        if x.shape[1] != self.in_dim:
+            raise ValueError(
+                f"x has {x.shape[1]} columns but the network's input dimension is {self.in_dim}"
+            )
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        """Layer features ``[X, H_1, ..., H_{L-1}]``: the input and every hidden output.
+
+        Call it under ``torch.no_grad()`` and in ``eval()`` mode for analysis (BatchNorm
+        then uses its running statistics, as in the paper's post-processing).
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, D_in)
+
+        Returns
+        -------
+        list of Tensor
+            L tensors: ``x`` itself (layer 0), then ``H_l`` of shape (N, width) for
+            ``l = 1..L-1`` (after the ReLU for nonlinear blocks). The logits are excluded.
+
+        Examples
+        --------
+        >>> net = DeepLinearNetwork(4, 6, 2, depth=3, generator=torch.Generator().manual_seed(0))
+        >>> [tuple(H.shape) for H in net.features(torch.ones(5, 4))]
+        [(5, 4), (5, 6), (5, 6)]
+        """
+        self._check_input(x)
+        feats = [x]
+        for block in self.blocks:
+            x = block(x)
+            feats.append(x)
+        return feats
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``f(x)`` of shape (N, K) for inputs of shape (N, D_in).
+
+        Examples
+        --------
+        >>> net = DeepLinearNetwork(4, 6, 2, depth=3, generator=torch.Generator().manual_seed(0))
+        >>> tuple(net(torch.ones(5, 4)).shape)
+        (5, 2)
+        """
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            self._check_input(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.classifier(x)
+
+    def end_to_end_matrix(self) -> Tensor:
+        """The end-to-end matrix ``W_{L:1} = W_L ⋯ W_1`` of a linear network.
+
+        Returns
+        -------
+        Tensor, shape (K, D_in)
+            Detached; ``forward(x) == x @ end_to_end_matrix().T``.
+
+        Raises
+        ------
+        ValueError
+            If the network has nonlinear blocks (``num_nonlinear > 0``).
+
+        Examples
+        --------
+        >>> net = HybridNetwork(4, 6, 2, depth=3, num_nonlinear=0,
+        ...                     generator=torch.Generator().manual_seed(0))
+        >>> tuple(net.end_to_end_matrix().shape)
+        (2, 4)
+        """
+        if self.num_nonlinear > 0:
+            raise ValueError(
+                "end_to_end_matrix is only defined for linear networks, but this network "
+                f"has num_nonlinear={self.num_nonlinear} nonlinear blocks"
+            )
+        with torch.no_grad():
+            Ws = self.weights()
+            M = Ws[0]
+            for W in Ws[1:]:
+                M = W @ M  # (d_l, D_in)
+            return M.clone()
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_dim={self.in_dim}, width={self.width}, num_classes={self.num_classes}, "
+            f"depth={self.depth}, num_nonlinear={self.num_nonlinear}, init={self.init!r}, "
+            f"init_scale={self.init_scale}"
+        )
+
+
+class DeepLinearNetwork(HybridNetwork):
+    """Deep linear network ``f(x) = W_L ⋯ W_1 x`` of `depth` bias-free linear layers.
+
+    ``depth = 1`` is a single ``Linear(in_dim, num_classes)``. It is a
+    :class:`HybridNetwork` with ``num_nonlinear = 0``.
+
+    Parameters
+    ----------
+    in_dim : int
+        Input dimension D_in.
+    width : int
+        Width of every hidden layer (unused when ``depth = 1``).
+    num_classes : int
+        Number of classes K.
+    depth : int
+        L >= 1, the number of weight matrices, classifier included.
+    init : {"orthogonal", "default", "gaussian"}
+        See :class:`HybridNetwork`.
+    init_scale : float
+        The initialisation scale ξ > 0 (paper: ξ = 0.1 to 0.5).
+    generator : torch.Generator, optional
+        Source of all randomness of the initialisation.
+
+    Examples
+    --------
+    >>> net = DeepLinearNetwork(50, 50, 3, depth=6, init_scale=0.3,
+    ...                         generator=torch.Generator().manual_seed(0))
+    >>> W1 = net.weights()[0]
+    >>> torch.allclose(W1 @ W1.T, 0.09 * torch.eye(50), atol=1e-6)
+    True
+    >>> X = torch.randn(4, 50)
+    >>> torch.allclose(net(X), X @ net.end_to_end_matrix().T, atol=1e-6)
+    True
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        width: int,
+        num_classes: int,
+        depth: int,
+        init: str = "orthogonal",
+        init_scale: float = 0.1,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(
+            in_dim,
+            width,
+            num_classes,
+            depth,
+            num_nonlinear=0,
+            init=init,
+            init_scale=init_scale,
+            batch_norm=False,
+            generator=generator,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_dim={self.in_dim}, width={self.width}, num_classes={self.num_classes}, "
+            f"depth={self.depth}, init={self.init!r}, init_scale={self.init_scale}"
+        )
+

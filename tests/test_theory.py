@@ -90,7 +90,7 @@ def test_predictions_equal_measured_metrics_of_the_construction(depth, eps, alph
         trB = float(torch.trace(M.between_class_cov(H, y)))
         assert math.isclose(float(pred.trace_within[l]), trW, rel_tol=1e-8, abs_tol=1e-14 * trB)
         assert math.isclose(float(pred.trace_between[l]), trB, rel_tol=1e-8)
-        if trW > 0:
+        if float(pred.trace_within[l]) > 0:
             assert math.isclose(float(pred.compression[l]), M.compression(H, y), rel_tol=1e-8)
             assert math.isclose(float(pred.nc1[l]), M.nc1(H, y), rel_tol=1e-8)
         else:

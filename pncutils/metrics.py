@@ -53,6 +53,9 @@ __all__ = [
     "LayerTable",
     "LayerwiseStats",
     "layerwise",
+    "LinearFit",
+    "linear_fit",
+    "geometric_rate",
     "PINV_RTOL",
     "TABLE_COLUMNS",
 ]
@@ -837,3 +840,91 @@ class LayerwiseStats:
             rows["trace_between"].append(trB)
         return LayerTable(rows)
 
+
+
+# ----------------------------------------------------------------------------------------
+# fits of per-layer curves
+# ----------------------------------------------------------------------------------------
+
+
+class LinearFit(tuple):
+    """Least-squares line ``y ~ slope * x + intercept`` and its coefficient of determination.
+
+    A named tuple ``(slope, intercept, r2)``; see :func:`linear_fit`.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, slope: float, intercept: float, r2: float) -> LinearFit:
+        return super().__new__(cls, (slope, intercept, r2))
+
+    slope = property(lambda self: self[0], doc="Slope of the line.")
+    intercept = property(lambda self: self[1], doc="Intercept of the line.")
+    r2 = property(lambda self: self[2], doc="R^2 = 1 - SS_res / SS_tot (1 for a perfect line).")
+
+    def __repr__(self) -> str:
+        return f"LinearFit(slope={self[0]:.6g}, intercept={self[1]:.6g}, r2={self[2]:.6g})"
+
+
+def linear_fit(x: Any, y: Any) -> LinearFit:
+    """Fit a straight line by least squares and report R^2.
+
+    Parameters
+    ----------
+    x, y : sequence or Tensor, shape (P,)
+        At least two points; ``x`` not all equal.
+
+    Returns
+    -------
+    LinearFit
+        ``(slope, intercept, r2)``; ``r2 = 1`` when ``y`` is constant and fitted exactly.
+
+    Examples
+    --------
+    >>> linear_fit([0, 1, 2], [1.0, 3.0, 5.0])
+    LinearFit(slope=2, intercept=1, r2=1)
+    """
+    x = torch.as_tensor(x, dtype=torch.float64).reshape(-1).cpu()
+    y = torch.as_tensor(y, dtype=torch.float64).reshape(-1).cpu()
+    if x.numel() != y.numel():
+        raise ValueError(f"x has {x.numel()} values but y has {y.numel()}")
+    if x.numel() < 2:
+        raise ValueError("a line needs at least two points")
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ValueError("x and y must be finite (take logs of positive values only)")
+    xc, yc = x - x.mean(), y - y.mean()
+    sxx = float(xc @ xc)
+    if sxx == 0.0:
+        raise ValueError("x values are all equal: the slope is undefined")
+    slope = float(xc @ yc) / sxx
+    intercept = float(y.mean()) - slope * float(x.mean())
+    ss_tot = float(yc @ yc)
+    resid = y - (slope * x + intercept)
+    ss_res = float(resid @ resid)
+    r2 = 1.0 if ss_tot == 0.0 else 1.0 - ss_res / ss_tot
+    return LinearFit(slope, intercept, r2)
+
+
+def geometric_rate(values: Any) -> float:
+    """Mean per-layer ratio ``(v_last / v_first)^{1/(P-1)}`` = geometric mean of ``v_{l+1}/v_l``.
+
+    Parameters
+    ----------
+    values : sequence or Tensor, shape (P,)
+        Positive per-layer values (e.g. ``table.compression[1:]``), ``P >= 2``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(geometric_rate([8.0, 4.0, 2.0, 1.0]), 12)
+    0.5
+    """
+    v = torch.as_tensor(values, dtype=torch.float64).reshape(-1).cpu()
+    if v.numel() < 2:
+        raise ValueError("a rate needs at least two values")
+    if not (v > 0).all() or not torch.isfinite(v).all():
+        raise ValueError("values must be positive and finite")
+    return float(torch.exp(torch.log(v[1:] / v[:-1]).mean()))

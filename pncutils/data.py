@@ -75,7 +75,9 @@ def _check_generator(generator: Any) -> torch.Generator | None:
 
 def _check_dtype(dtype: Any) -> torch.dtype:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating torch.dtype (e.g. torch.float32), got {dtype!r}")
+        raise ValueError(
+            f"dtype must be a floating torch.dtype (e.g. torch.float32), got {dtype!r}"
+        )
     return dtype
 
 
@@ -490,8 +492,11 @@ def _idx_path(folder: Path, name: str) -> Path | None:
 
 
 def _locate(info: DatasetInfo, split: str, folder: Path) -> tuple[str, Any] | None:
-    """What `folder` offers for (`info`, `split`): ``("idx", paths)``, ``("dir", path)``,
-    ``("tar", path)`` or ``None``."""
+    """Find what `folder` offers for (`info`, `split`).
+
+    Returns ``("idx", [images, labels])``, ``("dir", batch_folder)``, ``("tar", archive)``
+    or ``None``.
+    """
     if not folder.is_dir():
         return None
     names = info.files[split]
@@ -507,13 +512,16 @@ def _locate(info: DatasetInfo, split: str, folder: Path) -> tuple[str, Any] | No
 
 
 def _not_found(info: DatasetInfo, split: str, searched: list[Path]) -> DatasetNotFoundError:
-    wanted = f"{info.archive} or {_CIFAR_FOLDER}/" if info.archive else ""
-    wanted += " and ".join(info.files[split])
+    wanted = ", ".join(info.files[split])
+    if info.archive:
+        wanted = f"{info.archive}, or {wanted} (in {_CIFAR_FOLDER}/ or directly)"
     lines = [f"{info.title} ({info.name!r}, split {split!r}) was not found."]
     lines.append(f"Looked for {wanted} in:")
     lines += [f"  - {d}" + ("" if d.is_dir() else " (does not exist)") for d in searched]
     lines.append("Ways to get the data:")
-    lines.append(f"  - pass root='/folder/with/the/files' (or a folder with a '{info.name}' subfolder);")
+    lines.append(
+        f"  - pass root='/folder/with/the/files' (or a folder with a '{info.name}' subfolder);"
+    )
     lines.append(
         f"  - set the environment variable PNC_DATA to such a folder (searched as "
         f"$PNC_DATA/{info.name} and $PNC_DATA itself);"
@@ -554,7 +562,7 @@ def _fetch(
     """
     dest = Path(dest)
     opener = _urlopen if opener is None else opener
-    digest = hashlib.new(algo)
+    digest = hashlib.new(algo, usedforsecurity=False)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, opener(url, timeout=60) as response:
@@ -653,7 +661,7 @@ def _load_idx(info: DatasetInfo, paths: list[Path]) -> tuple[np.ndarray, np.ndar
             f"{images.shape[0]} images"
         )
     _check_file_labels(labels, info, labels_path)
-    return images.reshape(images.shape[0], -1), labels
+    return images.reshape(images.shape[0], -1), labels.astype(np.int64)
 
 
 def _check_file_labels(labels: np.ndarray, info: DatasetInfo, path: Any) -> None:
@@ -689,7 +697,7 @@ def _parse_batch(stream: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 python batch (a pickled dict); raise a ValueError naming `where`."""
     try:
         batch = _BatchUnpickler(stream, encoding="bytes").load()
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+    except Exception as err:  # any unpickling failure means a bad file
         raise ValueError(f"{where}: not a readable CIFAR-10 python batch ({err})") from err
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError(f"{where}: not a CIFAR-10 batch (a dict with b'data' and b'labels')")
@@ -813,13 +821,13 @@ def _rank_within_class(labels: np.ndarray) -> np.ndarray:
     counts = np.bincount(labels)
     starts = np.cumsum(counts) - counts
     order = np.argsort(labels, kind="stable")
-    rank = np.empty_like(labels)
+    rank = np.empty(labels.shape[0], dtype=np.int64)
     rank[order] = np.arange(labels.shape[0]) - np.repeat(starts, counts)
     return rank
 
 
 def _first_per_class(labels: np.ndarray, num_per_class: int, title: str) -> np.ndarray:
-    """Indices (in file order) of the first `num_per_class` samples of every class."""
+    """Return the indices (in file order) of the first `num_per_class` samples per class."""
     counts = np.bincount(labels)
     short = np.flatnonzero(counts < num_per_class)
     if short.size:

@@ -11,9 +11,10 @@ Conventions (the book's notation page states them once):
 
 Every function validates its inputs (clear :class:`ValueError` messages), never modifies them,
 computes in float64 on the input's device (the CPU for MPS, which has no float64), and returns
-Python floats for scalars and CPU float64 tensors for per-layer curves. Centred quantities are
-computed on features shifted by one of their own rows, which makes them exact under large
-common offsets (adding ``1e6`` to every feature changes ``C`` by about ``1e-10``).
+Python floats for scalars and CPU float64 tensors for per-layer curves. Within-class quantities
+use the corrected two-pass algorithm, which keeps them exact under large common offsets
+(adding ``1e6`` to every feature changes ``C`` by about ``1e-10``), and form deviations in
+chunks of rows, so memory stays O(D K + chunk D) beyond the input.
 
 See Also
 --------
@@ -82,36 +83,98 @@ def _prepare(H: Any, y: Any, num_classes: int | None) -> tuple[Tensor, Tensor, i
     return H, y, K
 
 
-def _class_sums(H: Tensor, y: Tensor, K: int) -> tuple[Tensor, Tensor]:
-    """Per-class sums ``(K, D)`` and counts ``(K,)`` (float64)."""
-    sums = torch.zeros(K, H.shape[1], dtype=H.dtype, device=H.device).index_add_(0, y, H)
-    counts = torch.bincount(y, minlength=K).to(H.dtype)
-    return sums, counts
-
-
 class _Moments:
-    """Class means and within-class deviations of one feature matrix (shift-stable)."""
+    """Class means and within-class statistics of one feature matrix, in row chunks.
 
-    def __init__(self, H: Tensor, y: Tensor, K: int) -> None:
-        self.N, self.K = H.shape[0], K
-        self.shift = H[0].clone()  # (D,): makes centred quantities offset-free
-        Hs = H - self.shift  # (N, D), a new tensor: the input is never modified
-        sums, counts = _class_sums(Hs, y, K)
-        self.means_shifted = sums / counts[:, None]  # (K, D)
-        self.dev = Hs.sub_(self.means_shifted.index_select(0, y))  # (N, D) h_i - mu_{y_i}
+    The corrected two-pass algorithm (Chan, Golub & LeVeque 1983): class means ``M0`` from
+    one pass, deviations ``d_i = h_i - M0[y_i]`` in a second pass together with their class
+    means ``c_k`` (which hold the rounding error of ``M0``, large under a big common offset),
+    then ``mu = M0 + c`` and ``sum ||h_i - mu_{y_i}||^2 = sum ||d_i||^2 - sum_k n_k ||c_k||^2``
+    exactly. Deviations are formed ``CHUNK`` rows at a time in one reused buffer, so memory
+    stays O(CHUNK * D) beyond the input.
+    """
 
-    @property
-    def means(self) -> Tensor:
-        """Uncentred class means ``(K, D)``."""
-        return self.means_shifted + self.shift
+    CHUNK = 8192
+
+    def __init__(self, H: Tensor, y: Tensor, K: int, with_nc1: bool = False) -> None:
+        self.H, self.y, self.N, self.K = H, y, H.shape[0], K
+        self.counts = torch.bincount(y, minlength=K).to(H.dtype)  # (K,)
+        sums = torch.zeros(K, H.shape[1], dtype=H.dtype, device=H.device).index_add_(0, y, H)
+        self._M0 = sums / self.counts[:, None]  # (K, D)
+        self._buf = torch.empty(min(self.CHUNK, self.N), H.shape[1], dtype=H.dtype,
+                                device=H.device)
+        # for NC1, project the deviations on the singular directions of the centred M0 in
+        # the same pass; they are exact unless the correction c below moves the means
+        self._nc1_basis = None
+        if with_nc1:
+            Mc0 = self._M0 - self._M0.mean(0)
+            _, S0, V0 = torch.linalg.svd(Mc0, full_matrices=False)  # (K,), (K, D)
+            self._nc1_basis = (Mc0, S0, V0)
+            proj_sq = torch.zeros(V0.shape[0], dtype=H.dtype, device=H.device)
+        dev_sums = torch.zeros_like(self._M0)
+        sq = torch.zeros((), dtype=H.dtype, device=H.device)
+        for a, dev in self._raw_deviations():
+            dev_sums.index_add_(0, y[a : a + dev.shape[0]], dev)
+            flat = dev.reshape(-1)
+            sq += flat @ flat
+            if with_nc1:
+                proj = dev @ V0.T  # (B, K)
+                proj_sq += (proj * proj).sum(0)
+        self._c = dev_sums / self.counts[:, None]  # (K, D) correction of the means
+        self.means = self._M0 + self._c  # (K, D) uncentred class means
+        self._sq = float(sq) - float((self.counts[:, None] * self._c * self._c).sum())
+        if with_nc1:
+            cV = self._c @ V0.T  # (K, K): the same exact correction, per direction
+            self._proj_sq0 = proj_sq - (self.counts[:, None] * cV * cV).sum(0)
+
+    def _raw_deviations(self) -> Iterator[tuple[int, Tensor]]:
+        """Yield ``(start, H[start:stop] - M0[y[start:stop]])`` chunk by chunk (a reused buffer)."""
+        for a in range(0, self.N, self.CHUNK):
+            b = min(a + self.CHUNK, self.N)
+            dev = self._buf[: b - a]
+            torch.index_select(self._M0, 0, self.y[a:b], out=dev)
+            torch.sub(self.H[a:b], dev, out=dev)
+            yield a, dev
 
     def trace_within(self) -> float:
-        flat = self.dev.reshape(-1)
-        return float(flat @ flat) / self.N
+        return max(self._sq, 0.0) / self.N
+
+    def within_scatter(self) -> Tensor:
+        """``sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T``, (D, D)."""
+        S = torch.zeros(self.H.shape[1], self.H.shape[1], dtype=self.H.dtype,
+                        device=self.H.device)
+        for _, dev in self._raw_deviations():
+            S.addmm_(dev.T, dev)
+        return S - (self._c.T * self.counts) @ self._c
+
+    def projected_within(self, V: Tensor) -> Tensor:
+        """``sum_i ||(h_i - mu_{y_i}) V^T||^2`` per row of ``V`` (r, D): shape (r,)."""
+        cV = self._c @ V.T  # (K, r)
+        out = torch.zeros(V.shape[0], dtype=self.H.dtype, device=self.H.device)
+        for a, dev in self._raw_deviations():
+            proj = dev @ V.T - cV.index_select(0, self.y[a : a + dev.shape[0]])  # (B, r)
+            out += (proj * proj).sum(0)
+        return out
 
     def centred_means(self) -> Tensor:
         """``mu_k - mu_G`` with ``mu_G`` the mean of the class means, ``(K, D)``."""
-        return self.means_shifted - self.means_shifted.mean(0)
+        return self.means - self.means.mean(0)
+
+    def nc1(self, rtol: float) -> float:
+        """``tr(Sigma_W Sigma_B^+)/K``: one pass when built ``with_nc1``, else two."""
+        Mc = self.centred_means()
+        basis = self._nc1_basis
+        # the first-pass directions are those of the corrected means to ~1e-12 unless a huge
+        # common offset made the first means inexact: then project again on the exact ones
+        if basis is not None and float(torch.linalg.matrix_norm(Mc - basis[0])) <= 1e-13 * float(
+            torch.linalg.matrix_norm(Mc)
+        ):
+            _, S, V = basis
+            quad = self._proj_sq0 / self.N
+        else:
+            _, S, V = torch.linalg.svd(Mc, full_matrices=False)
+            quad = self.projected_within(V) / self.N
+        return _nc1_sum(S, V, quad, rtol)
 
     def trace_between(self) -> float:
         Mc = self.centred_means()
@@ -145,23 +208,23 @@ def _discrimination_from_means(M: Tensor, centered: bool) -> float:
     return 1.0 - float(cos[off_diagonal].max())
 
 
-def _nc1_from_parts(Sigma_W_or_dev: Tensor, Mc: Tensor, N: int | None, rtol: float) -> float:
-    """NC1 = tr(Sigma_W Sigma_B^+)/K from the centred means ``Mc`` (K, D).
+def _nc1_sum(S: Tensor, V: Tensor, quad: Tensor, rtol: float) -> float:
+    """``sum_j q_j / s_j^2`` over the singular values ``s_j > rtol * s_max``.
 
-    ``Sigma_B^+ = K sum_j v_j v_j^T / s_j^2`` where ``Mc = U S V^T``, so
-    ``NC1 = sum_j v_j^T Sigma_W v_j / s_j^2``. With deviations ``(N, D)`` (``N`` given) this is
-    ``(1/N) ||dev V_r S_r^{-1}||_F^2``; with ``Sigma_W`` ``(D, D)`` (``N`` None) it is the sum.
+    With ``Mc = U S V^T`` the centred class means (K, D), ``Sigma_B^+ = K sum_j v_j v_j^T /
+    s_j^2``, so ``NC1 = tr(Sigma_W Sigma_B^+)/K = sum_j v_j^T Sigma_W v_j / s_j^2`` with
+    ``quad_j = v_j^T Sigma_W v_j``.
     """
-    _, S, Vh = torch.linalg.svd(Mc, full_matrices=False)  # S (K,), Vh (K, D)
     if S.numel() == 0 or float(S[0]) == 0.0:
         raise ValueError("all class means coincide (Sigma_B = 0): NC1 is undefined")
     keep = S > rtol * S[0]
-    V, S = Vh[keep], S[keep]  # (r, D), (r,)
-    if N is not None:
-        proj = (Sigma_W_or_dev @ V.T) / S  # (N, r)
-        return float((proj * proj).sum()) / N
-    quad = ((V @ Sigma_W_or_dev) * V).sum(1)  # (r,) v_j^T Sigma_W v_j
-    return float((quad / S**2).sum())
+    return float((quad[keep] / S[keep] ** 2).sum())
+
+
+def _nc1_from_scatter(Sigma_W: Tensor, Mc: Tensor, rtol: float) -> float:
+    """NC1 from ``Sigma_W`` (D, D) and the centred class means ``Mc`` (K, D)."""
+    _, S, V = torch.linalg.svd(Mc, full_matrices=False)  # (K,), (K, D)
+    return _nc1_sum(S, V, ((V @ Sigma_W) * V).sum(1), rtol)
 
 
 # ----------------------------------------------------------------------------------------
@@ -226,7 +289,7 @@ def within_class_cov(H: Any, y: Any, num_classes: int | None = None) -> Tensor:
     """
     H, y, K = _prepare(H, y, num_classes)
     m = _Moments(H, y, K)
-    return m.dev.T @ m.dev / m.N
+    return m.within_scatter() / m.N
 
 
 def between_class_cov(H: Any, y: Any, num_classes: int | None = None) -> Tensor:
@@ -330,7 +393,8 @@ def discrimination(
     H, y, K = _prepare(H, y, num_classes)
     if not isinstance(centered, bool):
         raise ValueError(f"centered must be True or False, got {centered!r}")
-    sums, counts = _class_sums(H, y, K)
+    sums = torch.zeros(K, H.shape[1], dtype=H.dtype, device=H.device).index_add_(0, y, H)
+    counts = torch.bincount(y, minlength=K).to(H.dtype)
     return _discrimination_from_means(sums / counts[:, None], centered)
 
 
@@ -371,8 +435,7 @@ def nc1(
     """
     H, y, K = _prepare(H, y, num_classes)
     rtol = check_float(rtol, "rtol", minimum=0.0, maximum=1.0, strict=True)
-    m = _Moments(H, y, K)
-    return _nc1_from_parts(m.dev, m.centred_means(), m.N, rtol)
+    return _Moments(H, y, K, with_nc1=True).nc1(rtol)
 
 
 def numerical_rank(H: Any, energy: float = 0.95) -> int:
@@ -682,12 +745,12 @@ def layerwise(
             H, y_l, K = _prepare(H, y, num_classes)
         except ValueError as err:
             raise ValueError(f"layer {layer}: {err}") from err
-        m = _Moments(H, y_l, K)
+        m = _Moments(H, y_l, K, with_nc1=True)
         trW, trB = m.trace_within(), m.trace_between()
         rows["layer"].append(layer)
         rows["compression"].append(_ratio(trW, trB))
         rows["discrimination"].append(_discrimination_from_means(m.means, centered))
-        rows["nc1"].append(_nc1_from_parts(m.dev, m.centred_means(), m.N, rtol))
+        rows["nc1"].append(m.nc1(rtol))
         rows["trace_within"].append(trW)
         rows["trace_between"].append(trB)
     return LayerTable(rows)
@@ -835,7 +898,7 @@ class LayerwiseStats:
             rows["discrimination"].append(
                 _discrimination_from_means(Ms + self._shift[layer], self.centered)
             )
-            rows["nc1"].append(_nc1_from_parts(Sigma_W, Mc, None, self.rtol))
+            rows["nc1"].append(_nc1_from_scatter(Sigma_W, Mc, self.rtol))
             rows["trace_within"].append(trW)
             rows["trace_between"].append(trB)
         return LayerTable(rows)

@@ -34,6 +34,7 @@ book/notation.md : the shape letters; spec §1.2–1.3 : the networks and initia
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import Tensor, nn
 
@@ -391,4 +392,3 @@ class DeepLinearNetwork(HybridNetwork):
             f"in_dim={self.in_dim}, width={self.width}, num_classes={self.num_classes}, "
             f"depth={self.depth}, init={self.init!r}, init_scale={self.init_scale}"
         )
-

@@ -133,6 +133,16 @@ def test_matches_naive_implementation(seed, imbalanced):
     assert M.numerical_rank(Ht, energy=0.5) == naive_rank(H, 0.5)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_chunked_deviations_match_naive(monkeypatch, chunk):
+    monkeypatch.setattr(M._Moments, "CHUNK", chunk)
+    H, y = random_problem(21, N=50, D=6, K=3, imbalanced=True)
+    _, Sw, _ = naive_stats(H, y)
+    np.testing.assert_allclose(M.within_class_cov(H, y).numpy(), Sw, rtol=REL, atol=1e-12)
+    assert rel(M.compression(H, y), naive_compression(H, y)) < REL
+    assert rel(M.nc1(H, y), naive_nc1(H, y)) < 1e-9
+
+
 def test_nc1_rank_deficient_between_class_in_high_dimension():
     # D > K: Sigma_B has rank K - 1 and the pseudo-inverse must ignore its null space
     H, y = random_problem(3, N=40, D=50, K=4)

@@ -16,7 +16,7 @@ Initialisation
 --------------
 ``init="orthogonal"`` makes every weight ``ξ`` times a Haar-random matrix with orthonormal
 rows (``out <= in``) or orthonormal columns (``out >= in``), with ``ξ = init_scale``.
-This fixes bug 5 of the reference code (book: spec §5.1). There, ``W_1 = ξ [U, 0]``
+This fixes a bug of the reference code (Heimine/PNC_DLN, `model.py`). There, ``W_1 = ξ [U, 0]``
 when the width is below the input dimension, which at initialisation connects only the
 first ``width`` input coordinates (the red channel of a CHW-flattened CIFAR image), and
 a width above the input dimension crashes. The reference classifier ``ξ [O_K, 0]`` has
@@ -28,7 +28,7 @@ so the same seed gives the same weights whatever else the program has drawn.
 
 See Also
 --------
-book/notation.md : the shape letters; spec §1.2–1.3 : the networks and initialisation.
+book/notation.md : the shape letters and the networks.
 """
 
 from __future__ import annotations

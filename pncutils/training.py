@@ -1,6 +1,6 @@
 """Full-batch and mini-batch training with the paper's MSE loss and output scale α.
 
-The loss is the reference code's (book: spec §1.3):
+The loss is the reference code's (Heimine/PNC_DLN):
 
     ℓ(Θ) = (1/N) Σ_i ‖α f_Θ(x_i) − y_i‖²,
 
@@ -25,7 +25,7 @@ Conventions: ``X`` is (N, D_in) with samples as rows, ``y`` is (N,) int64 in ``[
 See Also
 --------
 pncutils.models : the networks; pncutils.metrics.layerwise : the per-layer tables recorded
-with ``eval_every``; spec §3.4 : the GD setting of the theory check.
+with ``eval_every``.
 """
 
 from __future__ import annotations
@@ -369,7 +369,7 @@ def _targets(y: Tensor, num_classes: int, kind: str, dtype: torch.dtype) -> Tens
 def _loss(out: Tensor, target: Tensor, alpha: float | Tensor, kind: str) -> Tensor:
     """Per-model mean loss; `out` (…, B, K) gives a loss of shape (…)."""
     if kind == "mse":
-        # spec §1.3: sum over classes, mean over samples
+        # the reference code's loss: sum over classes, mean over samples
         return (alpha * out - target).square().sum(-1).mean(-1)
     logits = alpha * out
     per_sample = F.cross_entropy(

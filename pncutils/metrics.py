@@ -776,6 +776,10 @@ class LayerwiseStats:
         Passed to :func:`discrimination`.
     rtol : float, default :data:`PINV_RTOL`
         Pseudo-inverse cut-off for NC1.
+    nc1 : bool, default True
+        Keep the D x D scatter that NC1 needs: O(B D^2) work per batch, the cost of one Gram
+        matrix ``H^T H`` per layer over the data. With ``nc1=False`` only its trace is kept
+        (O(B D K) work, no D x D memory) and the ``nc1`` column is NaN.
 
     Examples
     --------
@@ -787,8 +791,16 @@ class LayerwiseStats:
     """
 
     def __init__(
-        self, num_layers: int, num_classes: int, centered: bool = False, rtol: float = PINV_RTOL
+        self,
+        num_layers: int,
+        num_classes: int,
+        centered: bool = False,
+        rtol: float = PINV_RTOL,
+        nc1: bool = True,
     ) -> None:
+        if not isinstance(nc1, bool):
+            raise ValueError(f"nc1 must be True or False, got {nc1!r}")
+        self.track_nc1 = nc1
         self.num_layers = check_int(num_layers, "num_layers", minimum=1)
         self.num_classes = check_int(num_classes, "num_classes", minimum=2)
         if not isinstance(centered, bool):
@@ -803,7 +815,7 @@ class LayerwiseStats:
         self._counts: Tensor | None = None  # (K,) float64
         self._shift: list[Tensor] = []  # per layer (D_l,)
         self._means: list[Tensor] = []  # per layer (K, D_l), of shifted features
-        self._scatter: list[Tensor] = []  # per layer (D_l, D_l)
+        self._scatter: list[Tensor] = []  # per layer (D_l, D_l), or its trace () without NC1
 
     def update(self, features: Sequence[Any], y: Any) -> None:
         """Add one mini-batch.
@@ -859,7 +871,8 @@ class LayerwiseStats:
                 D = H.shape[1]
                 self._shift.append(H[0].clone())
                 self._means.append(torch.zeros(K, D, dtype=torch.float64, device=device))
-                self._scatter.append(torch.zeros(D, D, dtype=torch.float64, device=device))
+                shape = (D, D) if self.track_nc1 else ()
+                self._scatter.append(torch.zeros(shape, dtype=torch.float64, device=device))
         n, m = self._counts, batch_counts
         total = n + m
         present = m > 0
@@ -873,7 +886,11 @@ class LayerwiseStats:
             b = torch.where(present[:, None], sums / m.clamp(min=1)[:, None], 0.0)  # (K, D)
             dev = Hs.sub_(b.index_select(0, yl))  # (B, D)
             delta = b - self._means[layer]  # (K, D)
-            self._scatter[layer] += dev.T @ dev + (delta.T * w_cross) @ delta
+            if self.track_nc1:
+                self._scatter[layer] += dev.T @ dev + (delta.T * w_cross) @ delta
+            else:
+                flat = dev.reshape(-1)
+                self._scatter[layer] += flat @ flat + (w_cross[:, None] * delta * delta).sum()
             self._means[layer] += delta * w_new[:, None]
         self._counts = total
         self.num_samples += B
@@ -889,8 +906,8 @@ class LayerwiseStats:
         rows: dict[str, list[float]] = {c: [] for c in TABLE_COLUMNS}
         for layer in range(self.num_layers):
             Ms = self._means[layer]
-            Sigma_W = self._scatter[layer] / N
-            trW = float(torch.diagonal(Sigma_W).sum())
+            Sigma_W = self._scatter[layer] / N  # (D, D), or its trace
+            trW = float(torch.diagonal(Sigma_W).sum()) if self.track_nc1 else float(Sigma_W)
             Mc = Ms - Ms.mean(0)
             trB = float((Mc * Mc).sum()) / K
             rows["layer"].append(layer)
@@ -898,7 +915,9 @@ class LayerwiseStats:
             rows["discrimination"].append(
                 _discrimination_from_means(Ms + self._shift[layer], self.centered)
             )
-            rows["nc1"].append(_nc1_from_scatter(Sigma_W, Mc, self.rtol))
+            rows["nc1"].append(
+                _nc1_from_scatter(Sigma_W, Mc, self.rtol) if self.track_nc1 else float("nan")
+            )
             rows["trace_within"].append(trW)
             rows["trace_between"].append(trB)
         return LayerTable(rows)

@@ -329,6 +329,20 @@ def test_streaming_over_random_batch_splits_equals_full_table(seed):
             torch.testing.assert_close(got[col], ref[col], rtol=1e-10, atol=1e-13)
 
 
+def test_streaming_without_nc1_keeps_only_traces():
+    H, y = random_problem(14, N=90, D=5, K=3, imbalanced=True)
+    stats = M.LayerwiseStats(num_layers=1, num_classes=3, nc1=False)
+    for idx in np.array_split(np.random.default_rng(0).permutation(90), 4):
+        stats.update([H[idx] + 1e6], y[idx])
+    assert stats._scatter[0].shape == ()  # no D x D state
+    got, ref = stats.compute(), M.layerwise([H], y)
+    for col in ("compression", "trace_within", "trace_between"):  # D is uncentred: not here
+        torch.testing.assert_close(got[col], ref[col], rtol=1e-8, atol=0)
+    assert math.isnan(float(got.nc1[0]))
+    with pytest.raises(ValueError, match="nc1 must be True or False"):
+        M.LayerwiseStats(1, 3, nc1="no")
+
+
 def test_streaming_batches_missing_classes_and_float32_input():
     H, y = random_problem(6, N=64, D=6, K=4)
     stats = M.LayerwiseStats(num_layers=1, num_classes=4)

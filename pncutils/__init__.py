@@ -9,16 +9,18 @@ models    : deep linear and hybrid (nonlinear + linear) networks with the paper'
 training  : full-batch / mini-batch training with MSE and output scale alpha; batched seeds
 plotting  : the book's figure style and layerwise plots with theory overlays
 utils     : seeds, device choice, quick mode, Colab detection
+config    : the frozen parameter sets of the chapters
 
 Import as ``import pncutils as pnc`` and call ``pnc.metrics.compression(H, y)``.
 """
 
-from pncutils import data, metrics, models, plotting, theory, training, utils
+from pncutils import config, data, metrics, models, plotting, theory, training, utils
 from pncutils.utils import get_device, is_colab, quick_mode, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "config",
     "data",
     "metrics",
     "models",

@@ -17,7 +17,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv book test test-unit test-notebooks bench clean strip
+.PHONY: help venv book test test-unit bench clean strip set-repo
 
 help:
 	@echo "make book   build the book with execution into _build/html"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench  run the CPU benchmarks (results in benchmarks/results/)"
 	@echo "make strip  remove outputs from the notebooks"
 	@echo "make clean  remove _build and caches (keeps .venv)"
+	@echo "make set-repo URL=https://github.com/ORG/REPO  change the repository address everywhere"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,10 @@ bench: $(STAMP)
 
 strip: $(STAMP)
 	$(BIN)/nbstripout book/*.ipynb
+
+set-repo:
+	@test -n "$(URL)" || { echo "usage: make set-repo URL=https://github.com/ORG/REPO"; exit 2; }
+	$(PYTHON) tools/set_repo.py "$(URL)"
 
 clean:
 	rm -rf _build .pytest_cache

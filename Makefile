@@ -14,7 +14,6 @@ STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 .PHONY: help venv book test test-unit bench clean strip set-repo

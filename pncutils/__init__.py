@@ -10,17 +10,31 @@ training  : full-batch / mini-batch training with MSE and output scale alpha; ba
 plotting  : the book's figure style and layerwise plots with theory overlays
 utils     : seeds, device choice, quick mode, Colab detection
 config    : the frozen parameter sets of the chapters
+conventions : the metrics as other papers and libraries define them, and the conversions
+widgets   : interactive explorers (ipywidgets, imported lazily)
 
 Import as ``import pncutils as pnc`` and call ``pnc.metrics.compression(H, y)``.
 """
 
-from pncutils import config, data, metrics, models, plotting, theory, training, utils
+from pncutils import (
+    config,
+    conventions,
+    data,
+    metrics,
+    models,
+    plotting,
+    theory,
+    training,
+    utils,
+    widgets,
+)
 from pncutils.utils import get_device, is_colab, quick_mode, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
     "config",
+    "conventions",
     "data",
     "metrics",
     "models",
@@ -28,6 +42,7 @@ __all__ = [
     "theory",
     "training",
     "utils",
+    "widgets",
     "get_device",
     "is_colab",
     "quick_mode",

@@ -54,7 +54,7 @@ def test_is_colab(monkeypatch):
 
 def test_public_surface():
     for mod in (pnc.metrics, pnc.theory, pnc.data, pnc.models, pnc.training, pnc.plotting,
-                pnc.utils):
+                pnc.utils, pnc.config, pnc.conventions, pnc.widgets):
         assert mod.__all__, mod.__name__
         for name in mod.__all__:
             assert hasattr(mod, name), f"{mod.__name__}.{name}"

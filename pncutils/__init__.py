@@ -2,6 +2,7 @@
 
 Modules
 -------
+analysis  : per-layer reports of a model (metrics, rank, probes) and PCA projections
 metrics   : float64 layerwise metrics (C_l, D_l, NC1, rank, probes) and streaming accumulators
 theory    : the closed-form minimum-norm balanced network and its exact predictions
 data      : the paper's synthetic generators and offline-first loaders of real datasets
@@ -9,6 +10,7 @@ models    : deep linear and hybrid (nonlinear + linear) networks with the paper'
 training  : full-batch / mini-batch training with MSE and output scale alpha; batched seeds
 plotting  : the book's figure style and layerwise plots with theory overlays
 utils     : seeds, device choice, quick mode, Colab detection
+reproduce : `python -m pncutils.reproduce <experiment> --scale ...` (result files)
 config    : the frozen parameter sets of the chapters
 conventions : the metrics as other papers and libraries define them, and the conversions
 widgets   : interactive explorers (ipywidgets, imported lazily)
@@ -17,6 +19,7 @@ Import as ``import pncutils as pnc`` and call ``pnc.metrics.compression(H, y)``.
 """
 
 from pncutils import (
+    analysis,
     config,
     conventions,
     data,
@@ -33,6 +36,7 @@ from pncutils.utils import get_device, is_colab, quick_mode, seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
+    "analysis",
     "config",
     "conventions",
     "data",

@@ -1,0 +1,379 @@
+"""Post-training analysis of a network: the per-layer report and 2-D projections of features.
+
+:func:`layer_report` computes, for every layer ``l`` of ``model.features(X)`` (row 0 is the
+input), the paper's compression ``C_l``, discrimination ``D_l``, NC1 and traces, the numerical
+rank of the uncentred features (Figure 1, top) and the accuracy of a closed-form linear probe
+(Figure 1, bottom), streaming over mini-batches of samples. It never holds the features of the
+whole data set: its memory is O(L D^2) of float64 statistics plus one batch of features, so it
+runs on the paper's scale (60 000 samples, width 1024, 8 layers) on a GPU or a large CPU.
+
+:func:`pca_projection` gives the 2-D views of Figure 2 (the paper uses UMAP; PCA is
+deterministic, dependency-free and linear, so the straightening of the class clusters that it
+shows is the features' own).
+
+Conventions: rows are samples; ``X`` is (N, D_in), ``y`` (N,) integer labels in ``[0, K)``,
+features ``H_l`` are (N, d_l).
+
+See Also
+--------
+pncutils.metrics : the metrics on full feature matrices, which these functions agree with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from pncutils._checks import as_tensor, check_features, check_float, check_int, check_labels
+from pncutils.metrics import LayerTable, LayerwiseStats
+
+__all__ = ["REPORT_COLUMNS", "layer_report", "pca_projection"]
+
+#: Columns of :func:`layer_report` (``probe_test_acc`` is appended when test data are given).
+REPORT_COLUMNS = (
+    "layer",
+    "compression",
+    "discrimination",
+    "nc1",
+    "trace_within",
+    "trace_between",
+    "rank",
+    "probe_train_acc",
+)
+
+
+# ----------------------------------------------------------------------------------------
+# validation
+# ----------------------------------------------------------------------------------------
+
+
+def _check_model(model: Any) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(getattr(model, "features", None)):
+        raise ValueError(
+            f"model must have a features(x) method returning [X, H_1, ...], as "
+            f"pncutils.models.HybridNetwork does; {type(model).__name__} has none"
+        )
+    return model
+
+
+def _check_inputs(X: Any, name: str) -> Tensor:
+    X = as_tensor(X, name)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D with shape (N, D_in), got shape {tuple(X.shape)}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    if X.dtype == torch.bool or X.is_complex():
+        raise ValueError(f"{name} must be real-valued, got dtype {X.dtype}")
+    return X
+
+
+def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.device, p.dtype
+    return torch.device("cpu"), torch.get_default_dtype()
+
+
+# ----------------------------------------------------------------------------------------
+# streaming statistics for the rank and the probe
+# ----------------------------------------------------------------------------------------
+
+
+class _GramStats:
+    """Shifted Gram matrix, column sums and per-class sums of one layer's features (float64).
+
+    With a fixed shift ``c`` (the mean of the first batch), it accumulates over batches
+    ``G_c = sum_i (h_i - c)(h_i - c)^T`` (D, D), ``s_c = sum_i (h_i - c)`` (D,) and
+    ``S_c[:, k] = sum_{i: y_i = k} (h_i - c)`` (D, K). The shift keeps the centred Gram
+    ``G_c - s_c s_c^T / N`` (the probe's normal matrix) free of the cancellation that
+    ``H^T H - N m m^T`` suffers when the mean is large (ReLU features).
+    """
+
+    def __init__(self, H: Tensor, K: int) -> None:
+        self.shift = H.mean(0)  # (D,)
+        D = H.shape[1]
+        self.G = torch.zeros(D, D, dtype=torch.float64, device=H.device)
+        self.s = torch.zeros(D, dtype=torch.float64, device=H.device)
+        self.S = torch.zeros(D, K, dtype=torch.float64, device=H.device)
+        self.N = 0
+
+    def update(self, H: Tensor, y: Tensor) -> None:
+        Hs = H - self.shift  # (B, D)
+        self.G.addmm_(Hs.T, Hs)
+        self.s += Hs.sum(0)
+        self.S.index_add_(1, y, Hs.T)
+        self.N += H.shape[0]
+
+    def singular_values(self) -> Tensor:
+        """Singular values of the uncentred ``(N, D)`` matrix, descending, ``min(N, D)`` of them.
+
+        ``H^T H = G_c + c s_c^T + s_c c^T + N c c^T``; its eigenvalues are ``sigma_i^2``.
+        """
+        c = self.shift
+        gram = self.G + torch.outer(c, self.s) + torch.outer(self.s, c) + self.N * torch.outer(c, c)
+        gram = (gram + gram.T) / 2
+        ev = torch.linalg.eigvalsh(gram).flip(0).clamp_(min=0.0)  # (D,) descending
+        return ev[: min(self.N, ev.shape[0])].sqrt()
+
+
+def _rank_from_singular_values(s: Tensor, energy: float) -> int:
+    """Smallest r with ``s_1 + ... + s_r >= energy * sum s`` (as ``metrics.numerical_rank``)."""
+    total = float(s.sum())
+    if total == 0.0:
+        return 0
+    reached = torch.cumsum(s, 0) >= energy * total * (1 - 1e-12)
+    return int(torch.nonzero(reached)[0]) + 1
+
+
+def _solve_probe(
+    st: _GramStats, counts: Tensor, ridge: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The closed-form ridge probe of one layer: ``(W (D, K), mean (D,), Y_mean (K,))``."""
+    N, D = st.N, st.G.shape[0]
+    m_c = st.s / N  # (D,) mean minus shift
+    Gc = st.G - torch.outer(st.s, st.s) / N  # (D, D) = H_c^T H_c
+    Y_mean = counts / N  # (K,)
+    # H_c^T (Y - Y_mean) = sum_i (h_i - c) y_i^T - s_c Y_mean^T   (since sum_i (y_i - Y_mean) = 0)
+    rhs = st.S - torch.outer(st.s, Y_mean)  # (D, K)
+    lam = ridge * float(torch.diagonal(Gc).sum()) / D
+    A = Gc + lam * torch.eye(D, dtype=Gc.dtype, device=Gc.device)
+    # solved on the CPU whatever the device: LAPACK's gelsy also handles a singular A
+    # (ridge = 0), which CUDA's lstsq (gels, full rank only) does not
+    W = torch.linalg.lstsq(A.cpu(), rhs.cpu()).solution.to(A.device)  # (D, K)
+    return W, st.shift + m_c, Y_mean
+
+
+# ----------------------------------------------------------------------------------------
+# public functions
+# ----------------------------------------------------------------------------------------
+
+
+def layer_report(
+    model: nn.Module,
+    X: Any,
+    y: Any,
+    X_test: Any | None = None,
+    y_test: Any | None = None,
+    batch_size: int = 4096,
+    energy: float = 0.95,
+    probe_ridge: float = 1e-6,
+    device: torch.device | str | None = None,
+) -> LayerTable:
+    """Per-layer table of C, D, NC1, traces, numerical rank and linear-probe accuracy.
+
+    The features ``model.features(x)`` are computed in ``eval()`` mode under
+    ``torch.no_grad()``, `batch_size` samples at a time, in two passes over ``X``:
+
+    1. statistics: per layer, :class:`pncutils.metrics.LayerwiseStats` (C, D, NC1, traces)
+       and the float64 Gram matrix ``H^T H`` (D, D), the column sums and the per-class sums
+       of the features (accumulated about a fixed shift, see below);
+    2. predictions: the closed-form ridge probe of every layer, solved from those sums, is
+       applied to every training sample (and, with test data, to every test sample).
+
+    **Numerical rank.** The singular values ``sigma_i`` of the uncentred (N, D) features are
+    the square roots of the eigenvalues of the float64 Gram matrix. Eigenvalues carry an
+    absolute error of about ``1e-16 sigma_max^2``, so singular values below about
+    ``1e-8 sigma_max`` are noise; they cannot move the 95%-of-nuclear-norm rank of
+    :func:`pncutils.metrics.numerical_rank`, which this reproduces (same slack in the
+    cumulative sum; only the top ``min(N, D)`` values are kept).
+
+    **Probe.** A linear classifier with bias, fitted by ridge least squares to the one-hot
+    labels, ``[H, 1] W ~ Y``: the normal equations are accumulated over batches, so the
+    result equals :func:`pncutils.metrics.linear_probe_accuracy` on the full features (up
+    to rounding, and ties in the argmax). The paper trains the same MSE probe by SGD; the
+    closed form is its exact minimiser (with a tiny ridge, relative to the feature scale).
+
+    Memory: one batch of features of every layer (``batch_size * sum_l d_l`` values) plus
+    two (d_l, d_l) float64 matrices per layer; the model is moved to `device`, left there,
+    and restored to its training mode afterwards.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A network with a ``features(x)`` method returning ``[x, H_1, ..., H_{L-1}]``, e.g.
+        :class:`pncutils.models.HybridNetwork`. Its ``num_classes`` attribute, when present,
+        fixes K (else ``y.max() + 1``).
+    X : Tensor or ndarray, shape (N, D_in)
+        Training inputs, on any device (moved batch by batch).
+    y : Tensor or ndarray, shape (N,)
+        Training labels in ``[0, K)``; every class must occur.
+    X_test, y_test : optional, shapes (M, D_in) and (M,)
+        Held-out data: adds the column ``probe_test_acc`` (probe fitted on ``X``).
+    batch_size : int, default 4096
+        Samples per forward pass.
+    energy : float, default 0.95
+        Fraction of the nuclear norm captured by the numerical rank, in ``(0, 1]``.
+    probe_ridge : float, default 1e-6
+        Ridge strength of the probe, relative to the mean squared (centred) feature scale;
+        see :func:`pncutils.metrics.linear_probe_accuracy`.
+    device : torch.device or str, optional
+        Where to run the model; the device of its parameters when omitted.
+
+    Returns
+    -------
+    LayerTable
+        One row per entry of ``model.features`` (row 0 = the input), columns
+        :data:`REPORT_COLUMNS` = ``layer, compression, discrimination, nc1, trace_within,
+        trace_between, rank, probe_train_acc``, plus ``probe_test_acc`` with test data.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments or shapes, labels out of range or a class without samples, or a
+        degenerate layer (all class means equal, or a zero class mean for D).
+
+    Examples
+    --------
+    >>> from pncutils.models import HybridNetwork
+    >>> g = torch.Generator().manual_seed(0)
+    >>> net = HybridNetwork(6, 8, 2, depth=3, num_nonlinear=1, init_scale=1.0, generator=g)
+    >>> X = torch.randn(40, 6, generator=g); y = torch.arange(40) % 2
+    >>> t = layer_report(net, X, y, batch_size=16)
+    >>> t.columns[-2:], len(t), int(t.rank[0]) <= 6
+    (('rank', 'probe_train_acc'), 3, True)
+    """
+    model = _check_model(model)
+    X = _check_inputs(X, "X")
+    N = X.shape[0]
+    y, K = check_labels(y, N, getattr(model, "num_classes", None))
+    if (X_test is None) != (y_test is None):
+        raise ValueError("give both X_test and y_test, or neither")
+    if X_test is not None:
+        X_test = _check_inputs(X_test, "X_test")
+        if X_test.shape[1] != X.shape[1]:
+            raise ValueError(f"X_test has {X_test.shape[1]} columns but X has {X.shape[1]}")
+        y_test = as_tensor(y_test, "y_test")
+        if y_test.ndim != 1 or y_test.shape[0] != X_test.shape[0]:
+            raise ValueError(
+                f"X_test has {X_test.shape[0]} rows but y_test has shape {tuple(y_test.shape)}"
+            )
+        if y_test.is_floating_point() and not torch.equal(y_test, torch.round(y_test)):
+            raise ValueError("y_test must hold integer class labels, got non-integer values")
+        y_test = y_test.to(torch.int64)
+        if int(y_test.min()) < 0 or int(y_test.max()) >= K:
+            raise ValueError(
+                f"y_test must hold labels in [0, {K}), got labels in "
+                f"[{int(y_test.min())}, {int(y_test.max())}]"
+            )
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    energy = check_float(energy, "energy", minimum=0.0, maximum=1.0)
+    if energy == 0.0:
+        raise ValueError("energy must be in (0, 1], got 0.0")
+    probe_ridge = check_float(probe_ridge, "probe_ridge", minimum=0.0)
+    if device is None:
+        dev, dtype = _model_device_dtype(model)
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device must name a torch device, got {device!r}") from err
+        model.to(dev)
+        dtype = _model_device_dtype(model)[1]
+    # float64 statistics: MPS has none, so they live on the CPU there
+    stat_dev = torch.device("cpu") if dev.type == "mps" else dev
+
+    def batches(inputs: Tensor, labels: Tensor) -> Any:
+        for a in range(0, inputs.shape[0], batch_size):
+            xb = inputs[a : a + batch_size].to(device=dev, dtype=dtype)
+            feats = [
+                check_features(H, f"features of layer {layer}").to(stat_dev)
+                for layer, H in enumerate(model.features(xb))
+            ]
+            yield feats, labels[a : a + batch_size].to(stat_dev)
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            # pass 1: metrics and Gram statistics
+            stats: LayerwiseStats | None = None
+            grams: list[_GramStats] = []
+            for feats, yb in batches(X, y):
+                if stats is None:
+                    stats = LayerwiseStats(len(feats), K)
+                    grams = [_GramStats(H, K) for H in feats]
+                stats.update(feats, yb)
+                for st, H in zip(grams, feats, strict=True):
+                    st.update(H, yb)
+            if stats is None:  # cannot happen: X has at least one row
+                raise ValueError("X has no rows")
+            table = stats.compute()
+            counts = torch.bincount(y, minlength=K).to(torch.float64).to(stat_dev)
+            ranks = [
+                _rank_from_singular_values(st.singular_values(), energy) for st in grams
+            ]
+            probes = [_solve_probe(st, counts, probe_ridge) for st in grams]
+
+            # pass 2 (and 3): probe predictions
+            def accuracy(inputs: Tensor, labels: Tensor) -> list[float]:
+                correct = torch.zeros(len(probes), dtype=torch.float64, device=stat_dev)
+                for feats, yb in batches(inputs, labels):
+                    for i, (H, (W, mean, Y_mean)) in enumerate(zip(feats, probes, strict=True)):
+                        pred = ((H - mean) @ W + Y_mean).argmax(1)
+                        correct[i] += (pred == yb).sum()
+                return (correct / inputs.shape[0]).tolist()
+
+            train_acc = accuracy(X, y)
+            test_acc = accuracy(X_test, y_test) if X_test is not None else None
+    finally:
+        model.train(was_training)
+
+    columns: dict[str, Any] = dict(table.to_dict())
+    columns["rank"] = ranks
+    columns["probe_train_acc"] = train_acc
+    if test_acc is not None:
+        columns["probe_test_acc"] = test_acc
+    return LayerTable(columns)
+
+
+def pca_projection(H: Any, num_components: int = 2) -> Tensor:
+    """Coordinates of the samples on the top principal components of the centred features.
+
+    ``P = (H - mean) V_k``, with ``V_k`` the top-`num_components` right singular vectors of
+    the centred features. Each component's sign is fixed so that its largest-magnitude
+    loading (entry of ``V_k``'s column; the first one on ties) is positive, which makes the
+    projection deterministic (independent of the LAPACK/cuSOLVER sign choice).
+
+    Parameters
+    ----------
+    H : Tensor or ndarray, shape (N, D)
+        Features, one row per sample (computed in float64 on the CPU).
+    num_components : int, default 2
+        Number of components k, ``1 <= k <= min(N, D)``.
+
+    Returns
+    -------
+    Tensor, shape (N, k), float64 on the CPU
+        Column j has variance ``s_j^2 / N`` (``s_j`` the j-th singular value of the centred
+        features), in decreasing order.
+
+    Examples
+    --------
+    >>> H = torch.tensor([[0., 1.], [0., -1.], [3., 0.], [-3., 0.]])
+    >>> pca_projection(H)  # the first component is the x axis, the second the y axis
+    tensor([[ 0.,  1.],
+            [ 0., -1.],
+            [ 3.,  0.],
+            [-3.,  0.]], dtype=torch.float64)
+    """
+    H = check_features(H).cpu()
+    N, D = H.shape
+    k = check_int(num_components, "num_components", minimum=1)
+    if k > min(N, D):
+        raise ValueError(
+            f"num_components must be <= min(N, D) = {min(N, D)} for H of shape {(N, D)}, got {k}"
+        )
+    Hc = H - H.mean(0)
+    _, _, Vh = torch.linalg.svd(Hc, full_matrices=False)  # (min(N, D), D)
+    V = Vh[:k].T.clone()  # (D, k)
+    idx = V.abs().argmax(0)  # (k,) largest-|.| loading of each component
+    signs = torch.sign(V[idx, torch.arange(k)])
+    signs[signs == 0] = 1.0
+    V *= signs
+    out = Hc @ V
+    out[out == 0] = 0.0  # no negative zeros in printed output
+    return out

@@ -3,6 +3,7 @@
 Modules
 -------
 analysis  : per-layer reports of a model (metrics, rank, probes) and PCA projections
+experiments : the synthetic experiments of part I (seeds, sweeps, the assumption grid)
 metrics   : float64 layerwise metrics (C_l, D_l, NC1, rank, probes) and streaming accumulators
 theory    : the closed-form minimum-norm balanced network and its exact predictions
 data      : the paper's synthetic generators and offline-first loaders of real datasets
@@ -23,6 +24,7 @@ from pncutils import (
     config,
     conventions,
     data,
+    experiments,
     metrics,
     models,
     plotting,
@@ -40,6 +42,7 @@ __all__ = [
     "config",
     "conventions",
     "data",
+    "experiments",
     "metrics",
     "models",
     "plotting",

@@ -7,7 +7,7 @@ included). Everything is computed in float64 and returned on the CPU.
 
 The construction (book chapter 2) and the exact predictions (book chapter 3) are the book's
 own derivation, checked numerically; the paper states the corresponding rates with ``O(.)``
-constants. With ``W* = alpha^{-1} Y^T X^+ = U S V^T`` (``K x d``), random orthogonal
+constants. With ``W* = alpha^{-1} Y^T (X^+)^T = U S V^T`` (``K x d``), random orthogonal
 ``F_l = [R_l, Q_l, ...]`` (``R_l`` its first ``K`` columns, ``Q_l`` the next ``d - K``), and
 ``V_perp`` an orthonormal complement of ``V``::
 
@@ -98,7 +98,7 @@ def _alpha(alpha: Any) -> float:
 
 
 def min_norm_map(X: Any, Y: Any, alpha: float = 1.0) -> Tensor:
-    """The minimum-Frobenius-norm map with ``alpha W X^T = Y^T``: ``W* = alpha^{-1} Y^T X^+``.
+    """The minimum-Frobenius-norm map with ``alpha W X^T = Y^T``: ``W* = alpha^{-1} Y^T (X^+)^T``.
 
     Parameters
     ----------
@@ -163,7 +163,7 @@ def min_norm_balanced_network(
         The bulk singular value ``eps >= 0`` of the hidden weights (``xi`` after training from
         an orthogonal initialisation of scale ``xi``).
     alpha : float, default 1.0
-        Output scale: the network's product is ``alpha^{-1} Y^T X^+``.
+        Output scale: the network's product is ``alpha^{-1} Y^T (X^+)^T``.
     width : int, optional
         Hidden width ``h >= d``; defaults to ``d``.
     generator : torch.Generator, optional
@@ -481,7 +481,7 @@ def _product(weights: list[Tensor]) -> Tensor:
 
 
 def min_norm_residual(weights: Any, X: Any, Y: Any, alpha: float = 1.0) -> float:
-    """Distance to the minimum-norm map: ``||alpha^{-1} Y^T X^+ - W_L ... W_1||_F``.
+    """Distance to the minimum-norm map: ``||alpha^{-1} Y^T (X^+)^T - W_L ... W_1||_F``.
 
     Parameters
     ----------

@@ -252,3 +252,19 @@ def test_search_finds_pages(site, visit):
     hits = page.locator("#search-results ul.search li a").all_inner_texts()
     assert hits, "search for 'compression' found nothing"
     assert not visit.problems(), "\n".join(visit.problems()) + _hint(visit.problems())
+
+
+def test_book_builds_without_warnings(built_book):
+    """Build the whole book with execution (quick mode) and -W -n: no warning, no broken link.
+
+    Figures and their cross-references exist only in executed notebooks, so the build
+    executes every chapter, as `make book` does, but at quick-mode scale. The build itself is
+    the session fixture `built_book` (tests/conftest.py), shared with the browser tests below
+    (one file, so that `pytest -n 2 --dist loadfile` builds the book once).
+    """
+    assert built_book.returncode == 0, built_book.log_tail()
+    html = built_book.html
+    assert (html / "book" / "intro.html").exists()
+    for nb in sorted((ROOT / "book").glob("*.ipynb")):
+        page = (html / "book" / f"{nb.stem}.html").read_text()
+        assert "<img" in page or not nb.exists(), f"{nb.stem}: no figure was rendered"

@@ -681,11 +681,13 @@ class LayerTable:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in self.columns)
+        cell = 'style="text-align: right; padding: 0.1em 0.8em"'
+        head = "".join(f"<th {cell}>{h}</th>" for h in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in self._format_rows()
+            "<tr>" + "".join(f"<td {cell}>{c}</td>" for c in row) + "</tr>"
+            for row in self._format_rows()
         )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return f'<table class="layer-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 
 
 def _features_list(features: Any, name: str = "features") -> list[Any]:

@@ -687,7 +687,8 @@ class LayerTable:
             "<tr>" + "".join(f"<td {cell}>{c}</td>" for c in row) + "</tr>"
             for row in self._format_rows()
         )
-        return f'<table class="layer-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+        table = 'class="layer-table"'
+        return f"<table {table}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _features_list(features: Any, name: str = "features") -> list[Any]:

@@ -490,7 +490,7 @@ def test_layer_table_roundtrip_and_display(tmp_path):
     back = M.LayerTable.from_csv(path)
     assert back == t  # full precision survives the round trip
     assert M.LayerTable.from_dict(t.to_dict()) == t
-    assert "compression" in repr(t) and "<table>" in t._repr_html_()
+    assert "compression" in repr(t) and "<table " in t._repr_html_()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]  # no temporary left
     with pytest.raises(KeyError, match="no column"):
         t["rank"]

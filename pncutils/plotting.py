@@ -6,7 +6,8 @@ chapters do. Captions belong to the book (``mystnb.figure.caption``), so no func
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
@@ -16,7 +17,14 @@ import torch
 
 from pncutils.metrics import LayerTable, linear_fit
 
-__all__ = ["COLORS", "use_book_style", "plot_layerwise", "plot_history", "plot_spectrum"]
+__all__ = [
+    "COLORS",
+    "use_book_style",
+    "plot_layerwise",
+    "plot_history",
+    "plot_spectrum",
+    "save_figure_data",
+]
 
 #: Okabe-Ito colour-blind-safe palette.
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -226,3 +234,45 @@ def plot_spectrum(
     ax.set_ylabel(r"singular value $\sigma_i(W_l)$ (log scale)")
     ax.legend(fontsize=8, ncol=2)
     return fig, ax
+
+
+def save_figure_data(
+    data: LayerTable | Mapping[str, Any], name: str, folder: str | os.PathLike[str] = "figure-data"
+) -> str:
+    """Write the numbers a figure draws to ``<folder>/<name>.csv``, so readers can download them.
+
+    The chapters call it in their figure cells and link the file with the ``{download}`` role;
+    they run with the notebook's folder as working directory, so the default ``folder`` is
+    ``book/figure-data``. The file is written atomically (:meth:`LayerTable.to_csv`).
+
+    Parameters
+    ----------
+    data : LayerTable or mapping of str to 1-D sequence or tensor
+        The columns (equal lengths); a mapping is converted to a :class:`LayerTable`.
+    name : str
+        File name without the ``.csv`` suffix (the book uses the figure's name).
+    folder : str or path-like, default "figure-data"
+        Created when missing.
+
+    Returns
+    -------
+    str
+        The path of the written file, ``os.path.join(folder, name + ".csv")``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> path = save_figure_data({"layer": [0, 1], "compression": [2.0, 0.5]}, "fig", folder)
+    >>> os.path.basename(path), LayerTable.from_csv(path).compression.tolist()
+    ('fig.csv', [2.0, 0.5])
+    """
+    if not isinstance(data, LayerTable):
+        data = LayerTable(data)
+    if not name or os.sep in name or (os.altsep and os.altsep in name):
+        raise ValueError(f"name must be a plain file name, got {name!r}")
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}.csv")
+    data.to_csv(path)
+    return path

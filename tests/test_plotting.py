@@ -70,3 +70,22 @@ def test_other_plots():
                                 num_values=2)
     assert [len(line.get_ydata()) for line in ax2.lines] == [2, 2]
     plt.close("all")
+
+
+def test_save_figure_data_writes_csv(tmp_path, monkeypatch):
+    folder = tmp_path / "out" / "figure-data"
+    path = P.save_figure_data({"layer": torch.arange(3), "C": np.array([1.0, 0.5, 0.25])},
+                              "fig-x", folder=folder)
+    assert path == str(folder / "fig-x.csv")
+    back = M.LayerTable.from_csv(path)
+    assert back.columns == ("layer", "C") and back.C.tolist() == [1.0, 0.5, 0.25]
+    table = M.LayerTable({"a": [1.0, 2.0]})
+    assert M.LayerTable.from_csv(P.save_figure_data(table, "fig-x", folder=folder)) == table
+    assert sorted(p.name for p in folder.iterdir()) == ["fig-x.csv"]  # no temporary left
+    monkeypatch.chdir(tmp_path)
+    assert P.save_figure_data(table, "rel") == "figure-data/rel.csv"
+    assert (tmp_path / "figure-data" / "rel.csv").is_file()
+    with pytest.raises(ValueError, match="expected 2"):
+        P.save_figure_data({"a": [1.0, 2.0], "b": [1.0]}, "bad", folder=folder)
+    with pytest.raises(ValueError, match="plain file name"):
+        P.save_figure_data(table, "sub/x", folder=folder)

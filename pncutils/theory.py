@@ -53,6 +53,7 @@ __all__ = [
     "min_norm_residual",
     "balancedness",
     "bulk_singular_values",
+    "assumption_report",
 ]
 
 
@@ -584,3 +585,73 @@ def bulk_singular_values(weights: Any, num_classes: int) -> Tensor:
         )
     return torch.stack([torch.linalg.svdvals(W)[K : m - K] for W in hidden])
 
+
+
+def assumption_report(weights: Any, X: Any, Y: Any, alpha: float = 1.0,
+                      eps: float | None = None) -> dict[str, float]:
+    """The assumption checks of a deep linear network, as a dict of floats.
+
+    The three checks of the authors' code (distance to the minimum-norm map, balance error,
+    bulk singular values) and finer numbers: the part of the distance seen by the training
+    data (the row space of ``X``), the imbalance of the last pair (``eps^2 sqrt(d - K)`` for
+    the construction), and the signal and bottom singular values.
+
+    Parameters
+    ----------
+    weights : list of Tensor, or a model with a ``weights()`` method
+        ``[W_1, ..., W_L]`` with ``L >= 2``, each ``(out, in)``.
+    X : Tensor or ndarray, shape (N, d)
+    Y : Tensor or ndarray, shape (N, K) or (N,)
+    alpha : float, default 1.0
+    eps : float, optional
+        The expected bulk singular value; adds ``"bulk: max deviation from eps"``.
+
+    Returns
+    -------
+    dict of str to float
+        Keys: ``"distance to the min-norm map"``, ``"distance, row-space part"``,
+        ``"imbalance of pairs 1 to L-2 (max)"`` (0 when L = 2), ``"imbalance of pair L-1"``,
+        ``"balance error (normalised mean)"``, ``"bulk: variance"``,
+        ``"top K: max relative deviation from s^(1/L)"``, ``"bottom K: smallest"``,
+        ``"bottom K: largest"``, and with `eps` ``"bulk: max deviation from eps"``. The
+        singular values are those of the hidden weights ``W_1 .. W_{L-1}``, up to index
+        ``m = min(out, in)`` of the narrowest; the bulk is ``K < i <= m - K``.
+
+    Examples
+    --------
+    >>> X = torch.eye(6, 8); y = torch.tensor([0, 0, 1, 1, 2, 2])
+    >>> Ws = min_norm_balanced_network(X, y, depth=3, eps=0.1, generator=torch.Generator().manual_seed(0))
+    >>> r = assumption_report(Ws, X, y, eps=0.1)
+    >>> r["distance to the min-norm map"] < 1e-12, round(r["bulk: max deviation from eps"], 12)
+    (True, 0.0)
+    """
+    Ws = _weights_list(weights)
+    if len(Ws) < 2:
+        raise ValueError("assumption_report needs at least two weight matrices (depth >= 2)")
+    X64, Y64, _ = _inputs(X, Y)
+    K, depth = Y64.shape[1], len(Ws)
+    W_star = min_norm_map(X64, Y64, alpha)
+    gap = W_star - _product(Ws)  # (K, d)
+    P = X64.T @ torch.linalg.solve(X64 @ X64.T, X64)  # (d, d) projection on the row space
+    imbalance = balancedness(Ws, normalize=False, reduce=False)  # (L-1,)
+    hidden = Ws[:-1]
+    m = min(min(W.shape) for W in hidden)
+    s_all = torch.stack([torch.linalg.svdvals(W)[:m] for W in hidden])  # (L-1, m)
+    s = torch.linalg.svdvals(W_star)  # (K,)
+    report = {
+        "distance to the min-norm map": float(torch.linalg.matrix_norm(gap)),
+        "distance, row-space part": float(torch.linalg.matrix_norm(gap @ P)),
+        "imbalance of pairs 1 to L-2 (max)": float(imbalance[:-1].max()) if depth > 2 else 0.0,
+        "imbalance of pair L-1": float(imbalance[-1]),
+        "balance error (normalised mean)": float(balancedness(Ws)),
+        "bulk: variance": float(s_all[:, K : m - K].var()) if m > 2 * K + 1 else float("nan"),
+        "top K: max relative deviation from s^(1/L)": float(
+            (s_all[:, :K] / s ** (1.0 / depth) - 1).abs().max()
+        ),
+        "bottom K: smallest": float(s_all[:, m - K :].min()),
+        "bottom K: largest": float(s_all[:, m - K :].max()),
+    }
+    if eps is not None:
+        eps = check_float(eps, "eps", minimum=0.0)
+        report["bulk: max deviation from eps"] = float((s_all[:, K : m - K] - eps).abs().max())
+    return report

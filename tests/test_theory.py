@@ -204,3 +204,30 @@ def test_errors():
         T.bulk_singular_values([torch.eye(4), torch.eye(4)], num_classes=2)
     with pytest.raises(ValueError, match="NaN"):
         T.predicted_metrics(torch.full((3, 5), float("nan")), torch.arange(3), 2, 0.1)
+
+
+def test_assumption_report_matches_direct_computations():
+    X, y = paper_data(8)
+    K, d, L, eps, alpha = 3, 50, 5, 0.2, 10.0
+    Ws = T.min_norm_balanced_network(X, y, L, eps, alpha=alpha, generator=gen(3))
+    r = T.assumption_report(Ws, X, y, alpha=alpha, eps=eps)
+    assert r["distance to the min-norm map"] < 1e-12 and r["distance, row-space part"] < 1e-12
+    assert r["imbalance of pairs 1 to L-2 (max)"] < 1e-12
+    assert r["imbalance of pair L-1"] == pytest.approx(eps**2 * math.sqrt(d - K), rel=1e-9)
+    assert r["bulk: max deviation from eps"] < 1e-12 and r["bulk: variance"] < 1e-24
+    assert r["top K: max relative deviation from s^(1/L)"] < 1e-10
+    assert r["bottom K: smallest"] == pytest.approx(eps, rel=1e-10)
+    # a perturbed network: the numbers follow their definitions
+    W1 = Ws[0] + 0.01 * torch.randn(Ws[0].shape, generator=gen(4), dtype=torch.float64)
+    r2 = T.assumption_report([W1, *Ws[1:]], X, y, alpha=alpha)
+    Xn = X.numpy()
+    P = Xn.T @ np.linalg.solve(Xn @ Xn.T, Xn)
+    prod = Ws[-1]
+    for W in reversed(Ws[1:-1]):
+        prod = prod @ W
+    gap = T.min_norm_map(X, y, alpha).numpy() - (prod @ W1).numpy()
+    assert r2["distance to the min-norm map"] == pytest.approx(np.linalg.norm(gap), rel=1e-10)
+    assert r2["distance, row-space part"] == pytest.approx(np.linalg.norm(gap @ P), rel=1e-10)
+    assert "bulk: max deviation from eps" not in r2
+    with pytest.raises(ValueError, match="at least two weight matrices"):
+        T.assumption_report(Ws[:1], X, y)

@@ -51,7 +51,9 @@ def check_features(H: Any, name: str = "H") -> Tensor:
         raise ValueError(f"{name} is empty: shape {tuple(H.shape)}")
     if H.dtype == torch.bool or H.is_complex():
         raise ValueError(f"{name} must be real-valued, got dtype {H.dtype}")
-    H = H.to(device=_compute_device(H), dtype=torch.float64)
+    # metrics are not differentiable: detach, so that features straight from a model (which
+    # require grad) work without torch.no_grad()
+    H = H.detach().to(device=_compute_device(H), dtype=torch.float64)
     # one cheap reduction: a NaN or Inf anywhere makes the sum non-finite (the element-wise
     # test runs only then, to count them, or to clear a sum that merely overflowed)
     if not torch.isfinite(H.sum()):

@@ -394,6 +394,18 @@ def test_accepts_numpy_float32_and_returns_python_floats():
     assert t.compression.dtype == torch.float64 and t.compression.device.type == "cpu"
 
 
+def test_features_that_require_grad_are_accepted():
+    H, y = random_problem(15)
+    Ht = torch.from_numpy(H).requires_grad_(True)
+    feats = [Ht, Ht * 2]  # as model.features(X) returns them outside torch.no_grad()
+    t = M.layerwise(feats, y)
+    assert rel(float(t.compression[0]), naive_compression(H, y)) < REL
+    assert isinstance(M.nc1(Ht, y), float) and isinstance(M.discrimination(Ht, y), float)
+    stats = M.LayerwiseStats(2, 4)
+    stats.update(feats, y)
+    torch.testing.assert_close(stats.compute().compression, t.compression, rtol=1e-10, atol=0)
+
+
 def test_inputs_are_never_modified():
     H, y = random_problem(9)
     Ht, yt = torch.from_numpy(H.copy()), torch.from_numpy(y.copy())

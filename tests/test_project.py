@@ -94,3 +94,16 @@ def test_notebook_hygiene(path):
             assert c.get("outputs", []) == [] and c.get("execution_count") is None, (
                 "notebooks are committed without outputs (make strip)"
             )
+
+
+def test_readme_example_runs():
+    """The README's code example runs and gives the numbers its comments state."""
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    env: dict = {}
+    exec(compile(code, "README.md", "exec"), env)  # noqa: S102 - our own README
+    assert env["hist"].converged
+    assert round(env["rate"], 4) == 0.2846
+    measured = env["table"].compression
+    ratio = float((measured[1:] / measured[:-1]).log().mean().exp())
+    assert abs(ratio / env["rate"] - 1) < 0.05

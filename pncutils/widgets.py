@@ -45,6 +45,18 @@ __all__ = [
 ]
 
 
+def _ipywidgets():
+    """Import ipywidgets, or say how to get it (it is not a dependency of pncutils itself)."""
+    try:
+        import ipywidgets
+    except ImportError as err:  # pragma: no cover - ipywidgets is in every tested environment
+        raise ImportError(
+            "the explorers need ipywidgets: `pip install ipywidgets` (Colab and the book's "
+            "environment have it), or `pip install pncutils[widgets]`"
+        ) from err
+    return ipywidgets
+
+
 # ----------------------------------------------------------------------------------------
 # the metrics explorer (chapter 1)
 # ----------------------------------------------------------------------------------------
@@ -281,7 +293,7 @@ def metrics_explorer(
     >>> box.values["noise"]
     1.0
     """
-    import ipywidgets as widgets
+    widgets = _ipywidgets()
 
     style = {"description_width": "initial"}
     layout = widgets.Layout(width="32%")
@@ -486,7 +498,7 @@ def theory_explorer(exact: bool = True, seed: int = 3) -> Any:
     >>> round(box.values["rate"], 4)  # 0.1^2 * (100^2 / 10)^(1/6)
     0.0316
     """
-    import ipywidgets as widgets
+    widgets = _ipywidgets()
 
     style = {"description_width": "initial"}
     layout = widgets.Layout(width="32%")

@@ -844,7 +844,7 @@ def load_dataset(
     split: str = "train",
     root: str | os.PathLike[str] | None = None,
     num_per_class: int | None = None,
-    download: bool = False,
+    download: bool | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float32,
     normalize: bool = True,
@@ -873,7 +873,9 @@ def load_dataset(
     is read-only). The batches are unpickled with an unpickler that only builds numpy arrays.
     Digits: scikit-learn's bundled ``load_digits`` (no files).
 
-    **Downloads.** Only with ``download=True`` and only when the files are not found:
+    **Downloads.** Only when the files are not found, and only with ``download=True`` or
+    with ``download=None`` (the default) in Colab or when ``$PNC_DOWNLOAD`` is set to
+    anything but ``""``, ``0`` or ``false`` (so that a chapter runs unchanged in Colab):
     the canonical files are fetched with urllib (FashionMNIST from Zalando's S3 bucket,
     MNIST from the ossci-datasets S3 mirror, CIFAR-10 from cs.toronto.edu, with a second
     mirror where one exists) into ``<base>/<name>``, where ``<base>`` is ``root``, else the
@@ -894,8 +896,9 @@ def load_dataset(
         Keep only the first ``num_per_class`` samples of each class in file order (as the
         paper's ``Cifar10Partial`` does). The kept samples stay in file order (not sorted
         by class). ValueError if a class has fewer samples.
-    download : bool, default False
-        Allow fetching the files from the internet when they are not found.
+    download : bool, optional
+        Allow fetching the files from the internet when they are not found; None (default):
+        allowed in Colab (:func:`pncutils.utils.is_colab`) or when ``$PNC_DOWNLOAD`` is set.
     device : str or torch.device, optional
         Device of the returned tensors (default CPU).
     dtype : torch.dtype, default torch.float32
@@ -942,8 +945,13 @@ def load_dataset(
     split = check_choice(split, "split", info.splits)
     if num_per_class is not None:
         num_per_class = check_int(num_per_class, "num_per_class", minimum=1)
+    if download is None:
+        from pncutils.utils import is_colab
+
+        flag = os.environ.get("PNC_DOWNLOAD", "").strip().lower()
+        download = is_colab() or flag not in ("", "0", "false")
     if not isinstance(download, bool):
-        raise ValueError(f"download must be True or False, got {download!r}")
+        raise ValueError(f"download must be True, False or None, got {download!r}")
     if not isinstance(normalize, bool):
         raise ValueError(f"normalize must be True or False, got {normalize!r}")
     dtype = _check_dtype(dtype)

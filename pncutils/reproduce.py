@@ -51,6 +51,8 @@ from typing import Any
 
 import torch
 
+from pncutils import beyond as _beyond
+from pncutils import transfer as _transfer
 from pncutils._checks import check_choice, check_int
 from pncutils.config import Config
 
@@ -66,6 +68,10 @@ __all__ = [
     "run",
     "load_result",
     "verify_result",
+    "load_or_run",
+    "compute",
+    "results_overview",
+    "overview_markdown",
     "main",
 ]
 
@@ -421,7 +427,7 @@ _HYBRID_COMMON = dict(
 # FashionMNIST 1e-2 for both networks trains both at every width tried (256 and 1024, stable
 # in the first epochs at width 1024) while 5e-2 made the MLP diverge in its first epoch.
 _HYBRID_SCALES = {
-    "quick": Config(num_per_class=100, test_per_class=100, width=64, epochs=20,
+    "quick": Config(num_per_class=200, test_per_class=200, width=128, epochs=30,
                     hybrid_lr=1e-2, mlp_lr=1e-2, pca_samples=300, **_HYBRID_COMMON),
     "book": Config(num_per_class=600, test_per_class=600, width=256, epochs=40,
                    hybrid_lr=1e-2, mlp_lr=1e-2, pca_samples=1000, **_HYBRID_COMMON),
@@ -549,6 +555,135 @@ _FIG4_SCALES = {
     "paper": Config(num_seeds=10, **_FIG4_COMMON),  # the book scale is the paper's
 }
 
+# ----------------------------------------------------------------------------------------
+# experiment "fig6": the assumption grid (min-norm residual, balance, flat bulk)
+# ----------------------------------------------------------------------------------------
+
+
+def _fig6(cfg: Config, device: torch.device) -> dict[str, Any]:
+    """Train the (depth, width) grid of Figure 6 and measure the weight assumptions."""
+    from pncutils.experiments import assumption_grid, grid_points, grid_summary
+
+    grid = grid_points(cfg.depths, cfg.width_for_depths, cfg.widths, cfg.depth_for_widths)
+    runs = assumption_grid(
+        grid, cfg.num_seeds, cfg.init_scale, cfg.alpha, cfg.lr, cfg.max_epochs,
+        cfg.loss_threshold, cfg.max_epochs, cfg.min_lr_ratio, num_classes=cfg.num_classes,
+        num_per_class=cfg.num_per_class, dim=cfg.dim, seed=cfg.seed, device=device,
+    )
+    summary = grid_summary(runs)
+    return {
+        "grid": [list(p) for p in grid],
+        "runs": runs.to_dict(),
+        "summary": summary.to_dict(),
+        "all_converged": bool(runs.converged.all()),
+        "residual_max": float(runs.residual.max()),
+        "balance_max": float(runs.balance.max()),
+        "bulk_variance_max": float(runs.bulk_variance.max()),
+    }
+
+
+_FIG6_COMMON = dict(
+    num_classes=3, num_per_class=10, dim=50,  # the paper's N = 30, d = 50, K = 3
+    init_scale=0.1,  # orthogonal xi of assumption/train.py
+    alpha=1.0,
+    lr=0.1,  # full-batch GD, cosine decay to 1e-4 over 1e5 epochs (also the budget)
+    min_lr_ratio=1e-3,
+    max_epochs=100_000,
+    loss_threshold=1e-10,
+    seed=0,
+)
+
+_FIG6_SCALES = {
+    "quick": Config(depths=[2, 3, 4], width_for_depths=100, widths=[100, 150, 200],
+                    depth_for_widths=3, num_seeds=2, **_FIG6_COMMON),
+    "book": Config(depths=[2, 3, 4, 5], width_for_depths=400, widths=[200, 400, 700],
+                   depth_for_widths=5, num_seeds=2, **_FIG6_COMMON),
+    "paper": Config(depths=[2, 3, 4, 5], width_for_depths=400,
+                    widths=[200, 300, 400, 500, 600, 700], depth_for_widths=5, num_seeds=10,
+                    **_FIG6_COMMON),
+}
+
+
+# ----------------------------------------------------------------------------------------
+# experiment "fig3b": a deep nonlinear (Linear-BN-ReLU) network on the synthetic data
+# ----------------------------------------------------------------------------------------
+
+
+def _fig3b(cfg: Config, device: torch.device) -> dict[str, Any]:
+    """Train `num_seeds` nonlinear MLPs on nearly orthogonal data; C and D per layer."""
+    from pncutils.data import orthogonal_dataset
+    from pncutils.metrics import layerwise, linear_fit
+    from pncutils.models import HybridNetwork
+    from pncutils.training import TrainConfig, train
+
+    per_seed = []
+    for s in range(cfg.seed, cfg.seed + cfg.num_seeds):
+        gen = torch.Generator().manual_seed(s)  # data first, then the weights
+        X, y = orthogonal_dataset(cfg.num_classes, cfg.num_per_class, cfg.dim,
+                                  cfg.perturbation, generator=gen)
+        net = HybridNetwork(cfg.dim, cfg.width, cfg.num_classes, cfg.depth, cfg.depth - 1,
+                            init="orthogonal", init_scale=cfg.init_scale, generator=gen)
+        tcfg = TrainConfig(lr=cfg.lr, epochs=cfg.epochs, alpha=cfg.alpha, schedule="cosine",
+                           min_lr_ratio=cfg.min_lr_ratio, loss_threshold=cfg.loss_threshold,
+                           seed=s, progress=False)
+        hist = train(net, X, y, tcfg, device=device)
+        net.eval()
+        with torch.no_grad():
+            table = layerwise(net.features(X.to(device)), y, num_classes=cfg.num_classes)
+        C, D = table.compression.tolist(), table.discrimination.tolist()
+        layers = list(range(len(C)))
+        c_fit = linear_fit(layers, [math.log(c) for c in C])
+        d_fit = linear_fit(layers[1:], D[1:])
+        per_seed.append({
+            "seed": s, "epochs_run": hist.epochs_run, "final_loss": hist.final_loss,
+            "loss_curve": _subsample_curve(hist.loss), "layers": table.to_dict(),
+            "log_compression_fit": {"slope": c_fit.slope, "intercept": c_fit.intercept,
+                                    "r2": c_fit.r2, "rate": math.exp(c_fit.slope)},
+            "discrimination_fit": {"slope": d_fit.slope, "intercept": d_fit.intercept,
+                                   "r2": d_fit.r2},
+        })
+    n = len(per_seed)
+    L = len(per_seed[0]["layers"]["compression"])
+    mean_C = [math.exp(sum(math.log(p["layers"]["compression"][i]) for p in per_seed) / n)
+              for i in range(L)]
+    mean_D = [sum(p["layers"]["discrimination"][i] for p in per_seed) / n for i in range(L)]
+    return {
+        "per_seed": per_seed,
+        "summary": {
+            "compression_geometric_mean": mean_C,
+            "discrimination_mean": mean_D,
+            "compression_ratio_first_to_last": mean_C[0] / mean_C[-1],
+            "rate": _mean_std([p["log_compression_fit"]["rate"] for p in per_seed]),
+            "log_compression_fit_r2": _mean_std([p["log_compression_fit"]["r2"]
+                                                 for p in per_seed]),
+            "discrimination_slope": _mean_std([p["discrimination_fit"]["slope"]
+                                               for p in per_seed]),
+            "discrimination_fit_r2": _mean_std([p["discrimination_fit"]["r2"]
+                                                for p in per_seed]),
+            "final_loss_max": max(p["final_loss"] for p in per_seed),
+        },
+    }
+
+
+_FIG3B_COMMON = dict(
+    num_classes=3, num_per_class=10, dim=50, perturbation=1.0,  # the paper's synthetic data
+    width=50,
+    depth=10,  # 9 Linear-BN-ReLU blocks + the classifier, as the figure's 10-layer network
+    init_scale=0.3,  # [R]: the figure's xi is not given
+    alpha=1.0,  # [R]: the figure's alpha is not given
+    lr=0.1,  # full-batch GD, cosine down to lr/10, as theory.ipynb
+    min_lr_ratio=0.1,
+    loss_threshold=1e-11,  # stop below this loss, as theory.ipynb (about 100-350 epochs)
+    seed=0,
+)
+
+_FIG3B_SCALES = {
+    "quick": Config(epochs=1000, num_seeds=2, **_FIG3B_COMMON),
+    "book": Config(epochs=5000, num_seeds=5, **_FIG3B_COMMON),
+    "paper": Config(epochs=5000, num_seeds=10, **_FIG3B_COMMON),
+}
+
+
 #: The registry: experiment name -> :class:`Experiment`.
 EXPERIMENTS: dict[str, Experiment] = {
     "hybrid": Experiment(
@@ -561,6 +696,27 @@ EXPERIMENTS: dict[str, Experiment] = {
         "Figure 4: 6-layer DLNs trained by GD on nearly orthogonal data vs the closed-form "
         "predictions (rate of C, slope of D)",
         default_device="cpu",
+    ),
+    "fig6": Experiment(
+        _fig6, _FIG6_SCALES,
+        "Figure 6: the assumption grid (depths 2-5 at width 400, widths 200-700 at depth 5): "
+        "min-norm residual, balance, bulk variance over seeds",
+        default_device="cpu",
+    ),
+    "fig3b": Experiment(
+        _fig3b, _FIG3B_SCALES,
+        "Figure 3b: a 10-layer Linear-BN-ReLU network on the synthetic data: C and D per layer",
+        default_device="cpu",
+    ),
+    "fig7": Experiment(
+        _beyond.run_experiment, _beyond.SCALES,
+        "Figure 7: deep linear networks (L = 5, 7, 9) from PyTorch's default init on "
+        "FashionMNIST; cross-entropy, weight decay, small init, N > d; fit of log C_l",
+    ),
+    "transfer": Experiment(
+        _transfer.run_experiment, _transfer.SCALES,
+        "Figure 8 (toy, design [R]): FashionMNIST extractor pre-trained on classes 0-4 with "
+        "an m-layer linear head (m = 1..5), head discarded, ridge probe on classes 5-9",
     ),
 }
 
@@ -839,6 +995,216 @@ def verify_result(result: str | os.PathLike[str] | Mapping[str, Any],
             )
 
 
+def compute(experiment: str, cfg: Config, device: torch.device | str | None = None
+            ) -> dict[str, Any]:
+    """Run an experiment with any Config and return its results (nothing is written).
+
+    This is what a chapter calls for its live run; the dictionary has the format of the
+    ``"results"`` field of a result file, so the same plotting code draws both.
+
+    Parameters
+    ----------
+    experiment : str
+        A key of :data:`EXPERIMENTS`.
+    cfg : Config
+        Usually ``EXPERIMENTS[experiment].scales[scale]``, possibly ``.replace(...)``-d; it
+        must have the same parameters as the registered Configs.
+    device : torch.device or str, optional
+        The experiment's default when omitted.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> cfg = EXPERIMENTS["fig3b"].scales["quick"].replace(num_seeds=1, epochs=20)
+    >>> res = compute("fig3b", cfg, "cpu")
+    >>> len(res["per_seed"]), len(res["summary"]["compression_geometric_mean"])
+    (1, 10)
+    """
+    exp = _experiment(experiment)
+    if not isinstance(cfg, Config):
+        raise ValueError(f"cfg must be a pncutils.config.Config, got {type(cfg).__name__}")
+    expected = set(exp.scales["quick"].to_dict())
+    if set(cfg.to_dict()) != expected:
+        missing = sorted(expected - set(cfg.to_dict()))
+        extra = sorted(set(cfg.to_dict()) - expected)
+        raise ValueError(
+            f"cfg does not have the parameters of experiment {experiment!r}: missing {missing}, "
+            f"unknown {extra}"
+        )
+    return _jsonable(exp.fn(cfg, _resolve_device(exp, device)))
+
+
+def load_or_run(
+    experiment: str,
+    scale: str,
+    recompute: bool | str = "auto",
+    device: torch.device | str | None = None,
+    results_dir: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any] | None:
+    """A chapter's access to a result: the committed file, or a fresh run when asked.
+
+    Parameters
+    ----------
+    experiment : str
+        A key of :data:`EXPERIMENTS`.
+    scale : {"quick", "book", "paper"}
+    recompute : bool or "auto", default "auto"
+        ``True``: run the experiment now (on `device`) and return the fresh result.
+        ``False``: only read the committed file. ``"auto"``: run it when a CUDA GPU is
+        present, the experiment trains on the GPU by default (``default_device="auto"``)
+        and quick mode is off (:func:`pncutils.utils.quick_mode`); else read.
+    device : torch.device or str, optional
+        Device of a fresh run (the experiment's default when omitted).
+    results_dir : path, optional
+        Where committed files are read from; :func:`default_out_dir` when omitted.
+    out_dir : path, optional
+        Where a fresh run writes its file; a ``pncutils-results`` folder in the temporary
+        directory when omitted, so that a chapter never overwrites the committed files.
+
+    Returns
+    -------
+    dict or None
+        The parsed result (hash verified), or None when it is not committed here. A
+        committed file whose config no longer matches the registry is not returned: a
+        :class:`UserWarning` names the command that refreshes it, and None is returned.
+
+    Raises
+    ------
+    ValueError
+        Unknown experiment, scale or `recompute` value.
+
+    Examples
+    --------
+    >>> res = load_or_run("fig4", "quick", recompute=False)
+    >>> res is None or res["config_hash"] == config_hash("fig4", "quick", res["config"])
+    True
+    """
+    import warnings
+
+    from pncutils.utils import quick_mode
+
+    exp = _experiment(experiment)
+    _scale(scale)
+    if recompute not in (True, False, "auto"):
+        raise ValueError(f"recompute must be True, False or 'auto', got {recompute!r}")
+    if recompute == "auto":
+        recompute = (exp.default_device == "auto" and torch.cuda.is_available()
+                     and not quick_mode())
+    if recompute:
+        folder = Path(out_dir) if out_dir is not None else (
+            Path(tempfile.gettempdir()) / "pncutils-results")
+        return load_result(run(experiment, scale, device=device, out_dir=folder))
+    path = result_path(experiment, scale, results_dir)
+    if not path.is_file():
+        return None
+    res = load_result(path)
+    try:
+        verify_result(res, against_registry=True)
+    except ValueError as err:
+        warnings.warn(f"{path} is out of date and was not used: {err}", stacklevel=2)
+        return None
+    return res
+
+
+def results_overview(folder: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """One row per result file of a folder: what ran, where, how long, from which code.
+
+    Parameters
+    ----------
+    folder : path, optional
+        :func:`default_out_dir` when omitted.
+
+    Returns
+    -------
+    list of dict
+        Sorted by experiment, then scale (quick, book, paper), then seed; keys
+        ``experiment, scale, seed, device, wall_time_s, created, git_commit, git_dirty,
+        config_hash, current, file``. ``current`` is False when the file's config differs
+        from the registered one (or the experiment is no longer registered).
+
+    Raises
+    ------
+    ValueError
+        If a file in the folder is not a valid result file (see :func:`verify_result`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = run("fig4", "quick", out_dir=d)
+    ...     rows = results_overview(d)
+    >>> [(r["experiment"], r["scale"], r["device"], r["current"]) for r in rows]
+    [('fig4', 'quick', 'cpu', True)]
+    """
+    folder = Path(folder) if folder is not None else default_out_dir()
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder")
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        res = load_result(path)
+        try:
+            verify_result(res, against_registry=True)
+            current = True
+        except ValueError:
+            current = False
+        rows.append({
+            "experiment": res["experiment"], "scale": res["scale"],
+            "seed": res["config"].get("seed", 0), "device": res["device"],
+            "wall_time_s": res["wall_time_s"], "created": res["created"],
+            "git_commit": res["git_commit"], "git_dirty": res["git_dirty"],
+            "config_hash": res["config_hash"], "current": current, "file": path.name,
+        })
+    order = {s: i for i, s in enumerate(SCALES)}
+    rows.sort(key=lambda r: (r["experiment"], order[r["scale"]], r["seed"]))
+    return rows
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def overview_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A Markdown table of :func:`results_overview` rows (for a chapter or the README).
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        The output of :func:`results_overview`.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> row = {"experiment": "fig4", "scale": "book", "seed": 0, "device": "cpu",
+    ...        "wall_time_s": 75.0, "created": "2026-11-26T10:00:00+00:00",
+    ...        "git_commit": "0123456789abcdef", "git_dirty": False,
+    ...        "config_hash": "ab" * 32, "current": True, "file": "fig4-book.json"}
+    >>> print(overview_markdown([row]))  # doctest: +NORMALIZE_WHITESPACE
+    | experiment | scale | device | wall time | commit | config | up to date |
+    |---|---|---|---|---|---|---|
+    | fig4 | book | cpu | 1.2 min | 0123456789 | ababababab | yes |
+    """
+    lines = ["| experiment | scale | device | wall time | commit | config | up to date |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        commit = (r["git_commit"] or "unknown")[:10] + (" (modified)" if r["git_dirty"] else "")
+        scale = r["scale"] + (f" (seed {r['seed']})" if r["seed"] else "")
+        lines.append(f"| {r['experiment']} | {scale} | {r['device']} | "
+                     f"{_duration(r['wall_time_s'])} | {commit} | {r['config_hash'][:10]} | "
+                     f"{'yes' if r['current'] else 'no'} |")
+    return "\n".join(lines)
+
+
 def _summary_line(path: Path) -> str:
     res = load_result(path)
     r = res["results"]
@@ -853,6 +1219,13 @@ def _summary_line(path: Path) -> str:
         s = r["summary"]
         extra = (f"rate {s['measured_rate']['mean']:.4f}+-{s['measured_rate']['std']:.4f} "
                  f"(ideal {s['ideal_rate']:.4f})")
+    elif res["experiment"] == "fig6":
+        extra = (f"all converged: {r['all_converged']}, residual max {r['residual_max']:.4f}, "
+                 f"balance max {r['balance_max']:.4f}")
+    elif res["experiment"] == "fig3b":
+        s = r["summary"]
+        extra = (f"C_0/C_last={s['compression_ratio_first_to_last']:.3g} "
+                 f"rate {s['rate']['mean']:.3f}")
     else:
         extra = ""
     return (f"{res['experiment']}/{res['scale']}: {path} in {res['wall_time_s']:.1f} s on "

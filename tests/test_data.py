@@ -17,6 +17,7 @@ import pickle
 import sys
 import tarfile
 import time
+import types
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -784,3 +785,25 @@ def test_debian_fashion_mnist(monkeypatch):
     assert Xs.shape == (1000, 784) and torch.bincount(ys).tolist() == [100] * 10
     for k in range(10):  # the kept samples of class k are its first 100 in file order
         assert torch.equal(Xs[ys == k], X[y == k][:100])
+
+
+def test_download_default_is_on_in_colab_or_with_pnc_download(tmp_path, monkeypatch):
+    files = _idx_payloads()
+    _with_hashes(monkeypatch, "mnist", files)
+    monkeypatch.delenv("PNC_DOWNLOAD", raising=False)
+    monkeypatch.setattr(data, "_urlopen", _serve(files))
+    with pytest.raises(DatasetNotFoundError):  # default: offline, nothing fetched
+        load_dataset("mnist", root=tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    monkeypatch.setenv("PNC_DOWNLOAD", "0")
+    with pytest.raises(DatasetNotFoundError):
+        load_dataset("mnist", root=tmp_path / "a")
+    monkeypatch.setenv("PNC_DOWNLOAD", "1")
+    assert load_dataset("mnist", root=tmp_path / "b")[0].shape == (12, 784)
+    monkeypatch.delenv("PNC_DOWNLOAD")
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert load_dataset("mnist", root=tmp_path / "c")[0].shape == (12, 784)  # as in Colab
+    with pytest.raises(DatasetNotFoundError):  # download=False wins, even in Colab
+        load_dataset("mnist", root=tmp_path / "d", download=False)
+    with pytest.raises(ValueError, match="download must be True, False or None"):
+        load_dataset("mnist", root=tmp_path, download="yes")

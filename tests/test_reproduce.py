@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from datetime import datetime
@@ -263,7 +264,7 @@ def test_cli_usage_errors(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fig9"])
     assert exc.value.code == 2
-    assert "experiment must be one of ('hybrid', 'fig4')" in capsys.readouterr().err
+    assert "experiment must be one of ('hybrid', 'fig4', 'fig6'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fig4", "--scale", "huge"])
     assert "scale must be one of ('quick', 'book', 'paper')" in capsys.readouterr().err
@@ -279,3 +280,120 @@ def test_committed_results_are_valid_and_current(path):
     verify_result(path, against_registry=True)
     assert path.stat().st_size < 300_000
     assert os.access(path, os.R_OK)
+
+
+# ----------------------------------------------------------------------------------------
+# fig6 and fig3b
+# ----------------------------------------------------------------------------------------
+
+
+def test_fig6_quick_results(tmp_path):
+    cfg = EXPERIMENTS["fig6"].scales["quick"]
+    r = load_result(run("fig6", "quick", out_dir=tmp_path))["results"]
+    grid = [[L, cfg.width_for_depths] for L in cfg.depths]
+    grid += [[cfg.depth_for_widths, w] for w in cfg.widths if w != cfg.width_for_depths]
+    assert sorted(r["grid"]) == sorted(grid)
+    assert len(r["runs"]["depth"]) == len(grid) * cfg.num_seeds
+    assert r["summary"]["num_seeds"] == [cfg.num_seeds] * len(grid)
+    assert r["all_converged"] and r["bulk_variance_max"] < 1e-10
+    # the summary is the seed average of the runs (checked by hand for the first pair)
+    runs = r["runs"]
+    L0, w0 = r["summary"]["depth"][0], r["summary"]["width"][0]
+    sel = [i for i, (L, w) in enumerate(zip(runs["depth"], runs["width"], strict=True))
+           if (L, w) == (L0, w0)]
+    assert r["summary"]["residual_mean"][0] == pytest.approx(
+        sum(runs["residual"][i] for i in sel) / len(sel), rel=1e-12)
+    assert r["residual_max"] == max(runs["residual"]) < 0.2
+
+
+def test_fig3b_summary_is_the_seed_average():
+    cfg = EXPERIMENTS["fig3b"].scales["quick"].replace(num_seeds=2, epochs=300)
+    r = reproduce.compute("fig3b", cfg, "cpu")
+    per = r["per_seed"]
+    assert [p["seed"] for p in per] == [0, 1]
+    L = cfg.depth
+    for i in range(L):  # geometric mean of C, arithmetic mean of D, by hand
+        logs = [math.log(p["layers"]["compression"][i]) for p in per]
+        assert r["summary"]["compression_geometric_mean"][i] == pytest.approx(
+            math.exp(sum(logs) / 2), rel=1e-12)
+        assert r["summary"]["discrimination_mean"][i] == pytest.approx(
+            sum(p["layers"]["discrimination"][i] for p in per) / 2, rel=1e-12)
+    for p in per:  # the fitted rate against a least-squares fit written out here
+        y = [math.log(c) for c in p["layers"]["compression"]]
+        xm, ym = (L - 1) / 2, sum(y) / L
+        slope = sum((x - xm) * (v - ym) for x, v in enumerate(y)) / sum(
+            (x - xm) ** 2 for x in range(L))
+        assert p["log_compression_fit"]["rate"] == pytest.approx(math.exp(slope), rel=1e-9)
+        assert p["layers"]["layer"] == list(range(L))
+    # the network fits its 30 points and compresses (the figure's claim, loosely)
+    assert r["summary"]["final_loss_max"] < 1e-3
+    assert r["summary"]["compression_ratio_first_to_last"] > 2
+
+
+# ----------------------------------------------------------------------------------------
+# compute, load_or_run, the overview
+# ----------------------------------------------------------------------------------------
+
+
+def test_compute_equals_the_file_of_a_run(fig4_path):
+    res = reproduce.compute("fig4", EXPERIMENTS["fig4"].scales["quick"], "cpu")
+    assert res == load_result(fig4_path)["results"]
+
+
+def test_compute_rejects_a_config_of_another_experiment():
+    with pytest.raises(ValueError, match=r"missing \['alpha'"):
+        reproduce.compute("fig4", Config(seed=0, depth=3), "cpu")
+    cfg = EXPERIMENTS["fig4"].scales["quick"].replace(seed=0)
+    with pytest.raises(ValueError, match=r"unknown \['colour'\]"):
+        reproduce.compute("fig4", Config(**cfg.to_dict(), colour=1), "cpu")
+    with pytest.raises(ValueError, match="must be a pncutils.config.Config"):
+        reproduce.compute("fig4", cfg.to_dict(), "cpu")
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        reproduce.compute("fig9", cfg)
+
+
+def test_load_or_run(tmp_path, fig4_path):
+    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
+    committed.mkdir()
+    assert reproduce.load_or_run("fig4", "quick", recompute=False, results_dir=committed) is None
+    # "auto" on a machine without CUDA (or for a CPU experiment) only reads
+    assert reproduce.load_or_run("fig4", "quick", results_dir=committed) is None
+    (committed / fig4_path.name).write_bytes(fig4_path.read_bytes())
+    got = reproduce.load_or_run("fig4", "quick", recompute=False, results_dir=committed)
+    assert got == load_result(fig4_path)
+    # a fresh run goes to out_dir, never to the committed folder
+    new = reproduce.load_or_run("fig4", "quick", recompute=True, results_dir=committed,
+                                out_dir=fresh)
+    assert new["results"] == got["results"] and (fresh / "fig4-quick.json").is_file()
+    assert [p.name for p in committed.iterdir()] == [fig4_path.name]
+    # a stale committed file is not used
+    res = load_result(fig4_path)
+    cfg = {**res["config"], "lr": 0.05}
+    stale = {**res, "config": cfg, "config_hash": config_hash("fig4", "quick", cfg)}
+    (committed / fig4_path.name).write_text(json.dumps(stale))
+    with pytest.warns(UserWarning, match="out of date"):
+        assert reproduce.load_or_run("fig4", "quick", False, results_dir=committed) is None
+    with pytest.raises(ValueError, match="recompute must be True, False or 'auto'"):
+        reproduce.load_or_run("fig4", "quick", recompute="yes")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        reproduce.load_or_run("fig4", "huge")
+
+
+def test_results_overview_and_markdown(tmp_path, fig4_path):
+    (tmp_path / "fig4-quick.json").write_bytes(fig4_path.read_bytes())
+    res = load_result(fig4_path)
+    cfg = {**res["config"], "seed": 3, "lr": 0.05}
+    stale = {**res, "config": cfg, "config_hash": config_hash("fig4", "book", cfg),
+             "scale": "book", "wall_time_s": 4000.0}
+    (tmp_path / "fig4-book-seed3.json").write_text(json.dumps(stale))
+    rows = reproduce.results_overview(tmp_path)
+    assert [(r["scale"], r["seed"], r["current"]) for r in rows] == [
+        ("quick", 0, True), ("book", 3, False)]
+    table = reproduce.overview_markdown(rows).splitlines()
+    assert len(table) == 4 and table[0].startswith("| experiment | scale | device |")
+    assert "| fig4 | book (seed 3) | cpu | 1.11 h |" in table[3] and table[3].endswith("| no |")
+    with pytest.raises(ValueError, match="is not a folder"):
+        reproduce.results_overview(tmp_path / "nothing")
+    (tmp_path / "junk.json").write_text("{}")
+    with pytest.raises(ValueError, match="missing field"):
+        reproduce.results_overview(tmp_path)

@@ -1,0 +1,299 @@
+"""Tests of pncutils.beyond: the real-data experiment of chapter 6 (Figure 7)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from pncutils import beyond, metrics
+from pncutils.config import Config
+from pncutils.data import DatasetNotFoundError, load_dataset
+from pncutils.models import DeepLinearNetwork
+
+
+def _has_fashion_mnist() -> bool:
+    try:
+        load_dataset("fashion_mnist", "train", num_per_class=2)
+    except (DatasetNotFoundError, OSError, ValueError):
+        return False
+    return True
+
+
+needs_data = pytest.mark.skipif(not _has_fashion_mnist(), reason="FashionMNIST not installed")
+
+
+# ----------------------------------------------------------------------------------------
+# compression_fit against a naive numpy computation
+# ----------------------------------------------------------------------------------------
+
+
+def test_fit_of_an_exact_geometric_sequence():
+    C = [3.0] + [2.0 * 0.3**l for l in range(1, 7)]
+    f = beyond.compression_fit(C)
+    assert f["layers"] == [1, 2, 3, 4, 5, 6]
+    assert f["rate"] == pytest.approx(0.3, rel=1e-12)
+    assert f["r2"] == pytest.approx(1.0, abs=1e-12)
+    assert f["max_deviation"] == pytest.approx(0.0, abs=1e-12)
+    assert f["stall_layer"] is None
+    assert f["total_ratio"] == pytest.approx(0.3**5, rel=1e-12)
+    assert f["ratios"] == pytest.approx([0.3] * 5, rel=1e-12)
+
+
+@pytest.mark.parametrize("start", [0, 1, 2])
+def test_fit_matches_numpy_polyfit(start):
+    rng = np.random.default_rng(0)
+    C = np.exp(-0.7 * np.arange(8) + rng.normal(0, 0.3, 8))
+    f = beyond.compression_fit(C, start=start)
+    x, z = np.arange(start, 8), np.log(C[start:])
+    slope, intercept = np.polyfit(x, z, 1)
+    pred = slope * x + intercept
+    r2 = 1 - ((z - pred) ** 2).sum() / ((z - z.mean()) ** 2).sum()
+    assert f["slope"] == pytest.approx(slope, rel=1e-10)
+    assert f["intercept"] == pytest.approx(intercept, rel=1e-10)
+    assert f["r2"] == pytest.approx(r2, rel=1e-10)
+    assert f["rate"] == pytest.approx(math.exp(slope), rel=1e-10)
+    assert f["max_deviation"] == pytest.approx(np.abs(z - pred).max() / np.log(10), rel=1e-10)
+
+
+def test_stall_layer_and_a_floor():
+    # geometric by 0.5 down to a floor: the first ratio above 0.9 is at layer 3 (0.1 -> 0.1)
+    C = [2.0, 0.8, 0.4, 0.2, 0.2, 0.2]
+    f = beyond.compression_fit(C)
+    assert f["stall_layer"] == 3
+    assert f["r2"] < 0.95 and f["max_deviation"] > 0.05
+    assert beyond.compression_fit(C, stall_ratio=1.5)["stall_layer"] is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(compression=[1.0, 0.5]), "at least 3 values"),
+        (dict(compression=[1.0, 0.5, 0.0]), "positive and finite"),
+        (dict(compression=[1.0, 0.5, float("nan")]), "positive and finite"),
+        (dict(compression=[1.0, 0.5, 0.2], start=-1), "start must be >= 0"),
+        (dict(compression=[1.0, 0.5, 0.2], stall_ratio=0.0), "stall_ratio must be > 0"),
+    ],
+)
+def test_fit_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        beyond.compression_fit(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------
+# settings and assumptions
+# ----------------------------------------------------------------------------------------
+
+
+def test_every_scale_has_a_seed_the_paper_depths_and_resolves():
+    assert set(beyond.SCALES) == {"quick", "book", "paper"}
+    for name, cfg in beyond.SCALES.items():
+        assert isinstance(cfg, Config) and "seed" in cfg, name
+        settings = beyond.resolve_settings(cfg)
+        assert {s["depth"] for s in settings} >= {5, 7, 9}
+        assert {s["loss"] for s in settings} == {"mse", "cross_entropy"}
+        assert any(s["weight_decay"] > 0 for s in settings)
+        assert any(s["init"] == "default" for s in settings)
+        json.dumps(cfg.to_dict())
+    # the paper scale trains on the full training set (num_per_class=None: all 60 000)
+    assert any(s["num_per_class"] is None for s in beyond.resolve_settings(beyond.SCALES["paper"]))
+
+
+def test_resolve_fills_defaults_and_keeps_overrides():
+    cfg = beyond.SCALES["book"].replace(settings=[{"name": "a", "depth": 4, "lr": 0.2}])
+    (s,) = beyond.resolve_settings(cfg)
+    assert set(s) == set(beyond.SETTING_KEYS)
+    assert s["lr"] == 0.2 and s["loss"] == cfg.loss and s["epochs"] == cfg.epochs
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ([], "non-empty list"),
+        ([{"name": "a", "depth": 3, "colour": 1}], "unknown keys"),
+        ([{"name": "a", "depth": 3}, {"name": "a", "depth": 4}], "used twice"),
+        ([{"name": "a"}], "needs a 'depth'"),
+        ([{"depth": 3}], "non-empty string 'name'"),
+        ([{"name": "a", "depth": 3, "loss": "hinge"}], "loss must be one of"),
+        ([{"name": "a", "depth": 1}], "depth must be >= 2"),
+        ([{"name": "a", "depth": 3, "lr": 0}], "lr must be > 0"),
+    ],
+)
+def test_resolve_errors(settings, match):
+    with pytest.raises(ValueError, match=match):
+        beyond.resolve_settings(beyond.SCALES["quick"].replace(settings=settings))
+
+
+def test_broken_assumptions():
+    base = {"init": "orthogonal", "init_scale": 0.3, "loss": "mse", "weight_decay": 0.0}
+    assert beyond.broken_assumptions(base, 500, 784) == ["near-orthogonal data"]
+    assert "N <= d" in beyond.broken_assumptions(base, 785, 784)
+    assert "N <= d" not in beyond.broken_assumptions(base, 784, 784)
+    default = beyond.broken_assumptions({**base, "init": "default"}, 500, 784)
+    assert default == ["near-orthogonal data", "small init", "balanced"]
+    wd = beyond.broken_assumptions({**base, "weight_decay": 1e-3}, 500, 784)
+    assert wd == ["near-orthogonal data", "no regulariser", "minimum norm"]
+    ce_wd = beyond.broken_assumptions(
+        {**base, "loss": "cross_entropy", "weight_decay": 1e-3}, 500, 784)
+    assert ce_wd.count("minimum norm") == 1 and "MSE loss" in ce_wd
+    with pytest.raises(ValueError, match="setting needs 'loss'"):
+        beyond.broken_assumptions({"init": "default", "weight_decay": 0.0}, 5, 5)
+    with pytest.raises(ValueError, match="init must be one of"):
+        beyond.broken_assumptions({**base, "init": "xavier"}, 5, 5)
+
+
+# ----------------------------------------------------------------------------------------
+# layer_metrics against a naive full-batch computation
+# ----------------------------------------------------------------------------------------
+
+
+def _naive_compression(H: np.ndarray, y: np.ndarray) -> float:
+    K = int(y.max()) + 1
+    M = np.stack([H[y == k].mean(0) for k in range(K)])
+    trW = ((H - M[y]) ** 2).sum() / len(y)
+    trB = ((M - H.mean(0)) ** 2).sum() / K
+    return trW / trB
+
+
+def test_layer_metrics_stream_equals_the_naive_formula():
+    g = torch.Generator().manual_seed(1)
+    net = DeepLinearNetwork(12, 10, 3, depth=4, init="default", generator=g).double()
+    X = torch.randn(60, 12, generator=g, dtype=torch.float64)
+    y = torch.arange(60) % 3
+    feats, logits = beyond.layer_metrics(net, X, y, batch_size=7)
+    with torch.no_grad():
+        Hs = [*net.features(X), net(X)]
+    naive = [_naive_compression(H.numpy(), y.numpy()) for H in Hs]
+    assert feats.layer.tolist() == [0, 1, 2, 3] and logits.layer.tolist() == [4]
+    np.testing.assert_allclose(feats.compression.numpy(), naive[:-1], rtol=1e-10)
+    np.testing.assert_allclose(logits.compression.numpy(), naive[-1:], rtol=1e-10)
+    ref = metrics.layerwise(Hs, y)
+    np.testing.assert_allclose(feats.discrimination.numpy(), ref.discrimination[:-1].numpy(),
+                               rtol=1e-10)
+    assert net.training  # the training mode is restored
+
+
+def test_layer_metrics_errors():
+    net = DeepLinearNetwork(4, 4, 2, depth=2, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="features"):
+        beyond.layer_metrics(torch.nn.Linear(4, 2), torch.zeros(4, 4), torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="shapes"):
+        beyond.layer_metrics(net, torch.zeros(4, 4), torch.tensor([0, 1, 0]))
+
+
+# ----------------------------------------------------------------------------------------
+# the experiment, the tables and the figures
+# ----------------------------------------------------------------------------------------
+
+_TINY = beyond.SCALES["quick"].replace(
+    num_per_class=6, width=16, epochs=3, batch_size=16, lr=0.01,
+    settings=[{"name": "mse", "depth": 3},
+              {"name": "ce-wd", "depth": 4, "loss": "cross_entropy", "weight_decay": 1e-3},
+              {"name": "big", "depth": 3, "num_per_class": 80, "epochs": 1}])
+
+
+@pytest.fixture(scope="module")
+def tiny_results():
+    if not _has_fashion_mnist():
+        pytest.skip("FashionMNIST not installed")
+    return beyond.run_experiment(_TINY, torch.device("cpu"))
+
+
+@needs_data
+def test_run_experiment_structure(tiny_results):
+    res = tiny_results
+    json.dumps(res, allow_nan=False)
+    assert res["input_dim"] == 784 and res["num_classes"] == 10
+    assert [r["name"] for r in res["settings"]] == ["mse", "ce-wd", "big"]
+    assert [r["num_train"] for r in res["settings"]] == [60, 60, 800]
+    assert set(res["input_compression"]) == {"60", "800"}
+    for r in res["settings"]:
+        L = r["setting"]["depth"]
+        assert len(r["layers"]["compression"]) == L and r["layers"]["layer"] == list(range(L))
+        assert r["fit"] == beyond.compression_fit(r["layers"]["compression"], 1, _TINY.stall_ratio)
+        assert len(r["loss_curve"]["loss"]) == r["epochs_run"] == r["setting"]["epochs"]
+        assert 0.0 <= r["train_acc"] <= 1.0
+        assert len(r["trace_within_ratios"]) == L - 1
+    assert "N <= d" in res["settings"][2]["broken_assumptions"]
+    assert "MSE loss" in res["settings"][1]["broken_assumptions"]
+
+
+@needs_data
+def test_run_experiment_is_reproducible(tiny_results):
+    again = beyond.run_experiment(_TINY.replace(settings=_TINY.settings[:1]), "cpu")
+    a, b = tiny_results["settings"][0], again["settings"][0]
+    assert a["layers"] == b["layers"] and a["loss_curve"] == b["loss_curve"]
+
+
+def test_run_experiment_rejects_a_dict():
+    with pytest.raises(ValueError, match="Config"):
+        beyond.run_experiment(dict(_TINY), "cpu")
+
+
+def _fake_results():
+    rows = []
+    for name, C in (("geo", [2.0, 1.0, 0.5, 0.25]), ("flat", [2.0, 0.5, 0.5, 0.5])):
+        rows.append({
+            "name": name,
+            "setting": {"depth": 4, "loss": "mse", "weight_decay": 0.0, "init": "default"},
+            "num_train": 10, "layers": {"layer": [0, 1, 2, 3], "compression": C,
+                                        "trace_within": [4.0, 2.0, 1.0, 0.5]},
+            "logits": {"compression": 0.2}, "fit": beyond.compression_fit(C),
+            "final_loss": 0.1, "train_acc": 1.0,
+        })
+    return {"settings": rows}
+
+
+def test_fit_summary_and_text_table():
+    res = _fake_results()
+    t = beyond.fit_summary(res)
+    assert t.setting.tolist() == [0, 1]
+    assert t.rate[0].item() == pytest.approx(0.5) and t.rate[1].item() == pytest.approx(1.0)
+    assert t.stall_layer[0].isnan() and t.stall_layer[1].item() == 1
+    assert t.trace_within_ratio.tolist() == pytest.approx([0.5, 0.5])
+    assert t.compression_logits.tolist() == [0.2, 0.2]
+    # a whole result file is accepted too, and a run without a fit gives NaN
+    res["settings"][1]["fit"] = None
+    t2 = beyond.fit_summary({"experiment": "fig7", "results": res})
+    assert t2.r2[1].isnan() and t2.stall_layer[1].isnan()
+    text = beyond.format_fit_summary(res)
+    assert text.splitlines()[1].startswith("geo") and len(text.splitlines()) == 3
+    with pytest.raises(ValueError, match="run_experiment"):
+        beyond.fit_summary({"rows": []})
+    with pytest.raises(ValueError, match="no settings"):
+        beyond.fit_summary({"settings": []})
+
+
+def test_plots():
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = _fake_results()
+    fig, ax = beyond.plot_compression(res, names=["flat"], logits=False)
+    assert len(ax.get_lines()) == 2  # points and fit
+    plt.close(fig)
+    fig, axes = beyond.plot_fit_quality(res)
+    assert [len(a.patches) for a in axes] == [2, 2]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no setting"):
+        beyond.plot_compression(res, names=["nope"])
+
+
+def test_registered_in_reproduce():
+    from pncutils.reproduce import EXPERIMENTS
+
+    exp = EXPERIMENTS["fig7"]
+    assert exp.fn is beyond.run_experiment and exp.scales is beyond.SCALES
+
+
+@needs_data
+def test_a_diverged_run_is_recorded_not_raised():
+    cfg = _TINY.replace(settings=[{"name": "boom", "depth": 3, "lr": 1e6}])
+    (r,) = beyond.run_experiment(cfg, "cpu")["settings"]
+    assert r["diverged"] and r["layers"] is None and r["fit"] is None
+    t = beyond.fit_summary({"settings": [r]})
+    assert t.rate[0].isnan() and t.compression_logits[0].isnan()

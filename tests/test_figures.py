@@ -1,0 +1,92 @@
+"""Tests of pncutils.figures: the part II figures drawn from experiment results."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from pncutils import figures  # noqa: E402
+
+
+def _hybrid_results(num_layers=4, num_nonlinear=1):
+    def layers(scale):
+        return {
+            "layer": list(range(num_layers)),
+            "compression": [scale * 2.0 ** -i for i in range(num_layers)],
+            "discrimination": [0.1 * i for i in range(num_layers)],
+            "rank": [50 - 10 * i for i in range(num_layers)],
+            "probe_train_acc": [0.5, 0.9, 1.0, 1.0][:num_layers],
+            "probe_test_acc": [0.5, 0.8, 0.8, None][:num_layers],
+        }
+
+    pca = {"layers": [1, 2], "labels": [0, 0, 1, 1], "x": [[0, 1, 2, 3], [0, 0, 1, 1]],
+           "y": [[1, 0, 1, 0], [0, 1, 0, 1]], "explained_variance_ratio": [[0.4, 0.3], [0.9, 0.1]]}
+    return {"networks": {
+        "hybrid": {"num_nonlinear": num_nonlinear, "layers": layers(8.0), "pca": pca},
+        "mlp": {"num_nonlinear": num_layers - 1, "layers": layers(4.0), "pca": pca},
+    }}
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_network_table_turns_nulls_into_nan():
+    t = figures.network_table(_hybrid_results(), "hybrid")
+    assert t.compression.tolist() == [8.0, 4.0, 2.0, 1.0]
+    assert np.isnan(t.probe_test_acc[3].item()) and t.probe_test_acc[1].item() == 0.8
+
+
+def test_rank_probe_plots_layers_from_one_and_overlays():
+    res = _hybrid_results()
+    fig, (ax_r, ax_p) = figures.plot_rank_probe(res)
+    assert len(ax_r.lines) == 2 and len(ax_p.lines) == 4  # train + test per network
+    x, y = ax_r.lines[0].get_data()
+    assert list(x) == [1, 2, 3] and list(y) == [40, 30, 20]
+    assert list(ax_p.lines[0].get_data()[1]) == [90.0, 100.0, 100.0]  # percent
+    figures.plot_rank_probe(res, axes=[ax_r, ax_p], linestyle="--", label=" (paper)")
+    assert len(ax_r.lines) == 4 and ax_r.lines[-1].get_linestyle() == "--"
+    assert ax_r.get_legend_handles_labels()[1][-1] == "MLP (paper)"
+    with pytest.raises(ValueError, match="2 Matplotlib axes"):
+        figures.plot_rank_probe(res, axes=[ax_r])
+
+
+def test_compression_plot_fits_the_linear_part():
+    fig, (ax_c, ax_d) = figures.plot_compression_discrimination(_hybrid_results())
+    # hybrid, its fit, MLP
+    assert len(ax_c.lines) == 3 and len(ax_d.lines) == 2
+    fx, fy = ax_c.lines[1].get_data()
+    assert list(fx) == [1, 2, 3] and np.allclose(fy, [4.0, 2.0, 1.0])  # exact geometric data
+    assert "$R^2$ = 1.000" in ax_c.get_legend_handles_labels()[1][1]
+    fig, (ax_c, _) = figures.plot_compression_discrimination(_hybrid_results(), fit=False)
+    assert len(ax_c.lines) == 2
+
+
+def test_projections_and_errors():
+    fig, axes = figures.plot_projections(_hybrid_results(), "mlp")
+    assert len(axes) == 2 and axes[0].get_title() == "layer 1 (70% var.)"
+    assert len(axes[0].collections) == 2  # one scatter per class
+    with pytest.raises(ValueError, match="network must be one of"):
+        figures.plot_projections(_hybrid_results(), "cnn")
+    with pytest.raises(ValueError, match="results of the 'hybrid' experiment"):
+        figures.plot_rank_probe({"per_seed": []})
+
+
+def test_synthetic_layers_plot():
+    seeds = [{"layers": {"compression": [8.0, 4.0, 2.0], "discrimination": [1.0, 0.2, 0.4]}},
+             {"layers": {"compression": [2.0, 1.0, 0.5], "discrimination": [1.0, 0.4, 0.6]}}]
+    res = {"per_seed": seeds, "summary": {"compression_geometric_mean": [4.0, 2.0, 1.0],
+                                          "discrimination_mean": [1.0, 0.3, 0.5]}}
+    fig, (ax_c, ax_d) = figures.plot_synthetic_layers(res)
+    assert len(ax_c.lines) == 4 and len(ax_d.lines) == 4  # 2 seeds, mean, fit
+    assert "rate 0.500" in ax_c.get_legend_handles_labels()[1][1]
+    assert list(ax_d.lines[2].get_data()[0]) == [1, 2]
+    with pytest.raises(ValueError, match="'fig3b' experiment"):
+        figures.plot_synthetic_layers({"networks": {}})

@@ -1,0 +1,267 @@
+"""Tests of pncutils.transfer: class selection, the network, the metrics, the experiment."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from pncutils import reproduce, transfer
+from pncutils.config import Config
+
+matplotlib.use("Agg")
+
+
+def naive_compression(H: np.ndarray, y: np.ndarray) -> float:
+    """tr Sigma_W / tr Sigma_B by loops over the samples (the reference code's definitions)."""
+    K = int(y.max()) + 1
+    means = [H[y == k].mean(0) for k in range(K)]
+    g = np.mean(means, axis=0)
+    trW = sum(float(((h - means[k]) ** 2).sum()) for h, k in zip(H, y, strict=True)) / len(H)
+    trB = sum(float(((mu - g) ** 2).sum()) for mu in means) / K
+    return trW / trB
+
+
+def naive_probe(H, y, H_test, y_test, ridge):
+    """Ridge least squares with an unpenalised bias, by the normal equations in numpy."""
+    K = int(y.max()) + 1
+    mean = H.mean(0)
+    Hc = H - mean
+    Y = np.eye(K)[y]
+    lam = ridge * (Hc**2).sum() / H.shape[1]
+    W = np.linalg.solve(Hc.T @ Hc + lam * np.eye(H.shape[1]), Hc.T @ (Y - Y.mean(0)))
+    pred = ((H_test - mean) @ W + Y.mean(0)).argmax(1)
+    return float((pred == y_test).mean())
+
+
+@pytest.fixture
+def toy():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(60, 6, generator=g, dtype=torch.float64)
+    y = torch.arange(60) % 3
+    X = X + 2.0 * torch.nn.functional.one_hot(y, 6).double()  # separable classes
+    net = transfer.build_network(6, 10, 3, backbone_depth=1, head_layers=3, generator=g).double()
+    return net, X, y
+
+
+# ----------------------------------------------------------------------------------------
+# select_classes
+# ----------------------------------------------------------------------------------------
+
+
+def test_select_classes_by_hand():
+    X = torch.arange(8.0).view(8, 1)
+    y = torch.tensor([3, 0, 3, 1, 0, 1, 3, 0])
+    Xs, ys = transfer.select_classes(X, y, [3, 0], num_per_class=2)
+    # class 3 at rows 0, 2 (label 0); class 0 at rows 1, 4 (label 1); original order kept
+    assert Xs.flatten().tolist() == [0.0, 1.0, 2.0, 4.0]
+    assert ys.tolist() == [0, 1, 0, 1]
+    Xa, ya = transfer.select_classes(X, y, [1, 0])
+    assert Xa.flatten().tolist() == [1.0, 3.0, 4.0, 5.0, 7.0]
+    assert ya.tolist() == [1, 0, 1, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(classes=[0]), "at least two distinct"),
+        (dict(classes=[0, 0]), "at least two distinct"),
+        (dict(classes=[0, 5]), "class 5 has no samples"),
+        (dict(classes=[0, 1], num_per_class=3), "fewer than num_per_class=3"),
+        (dict(classes=[0, 1], num_per_class=0), "num_per_class must be >= 1"),
+    ],
+)
+def test_select_classes_errors(kwargs, match):
+    X, y = torch.zeros(4, 2), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=match):
+        transfer.select_classes(X, y, **kwargs)
+
+
+def test_select_classes_shape_errors():
+    with pytest.raises(ValueError, match="X has 4 rows"):
+        transfer.select_classes(torch.zeros(4, 2), torch.tensor([0, 1, 0]), [0, 1])
+    with pytest.raises(ValueError, match="2-D"):
+        transfer.select_classes(torch.zeros(4), torch.tensor([0, 1, 0, 1]), [0, 1])
+
+
+# ----------------------------------------------------------------------------------------
+# the network and its features
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("m", [1, 2, 5])
+def test_build_network_layout(m):
+    net = transfer.build_network(8, 12, 4, backbone_depth=2, head_layers=m,
+                                 generator=torch.Generator().manual_seed(1))
+    assert net.depth == 2 + m and net.num_nonlinear == 2
+    # two nonlinear blocks, then m - 1 plain linear hidden layers, then the classifier
+    assert all(isinstance(b, torch.nn.Sequential) for b in net.blocks[:2])
+    assert all(isinstance(b, torch.nn.Linear) for b in net.blocks[2:])
+    assert len(net.blocks) == 1 + m and net.classifier.weight.shape == (4, 12)
+
+
+def test_build_network_errors():
+    with pytest.raises(ValueError, match="head_layers must be >= 1"):
+        transfer.build_network(8, 12, 4, backbone_depth=2, head_layers=0)
+    with pytest.raises(ValueError, match="backbone_depth must be >= 1"):
+        transfer.build_network(8, 12, 4, backbone_depth=0, head_layers=2)
+
+
+def test_build_network_is_seeded():
+    a, b = (transfer.build_network(8, 12, 4, 2, 3, generator=torch.Generator().manual_seed(5))
+            for _ in range(2))
+    assert all(torch.equal(u, v) for u, v in zip(a.weights(), b.weights(), strict=True))
+
+
+def test_extract_features_matches_the_model_in_eval_mode(toy):
+    net, X, _ = toy
+    net.train()
+    got = transfer.extract_features(net, X, [0, 1, 3], batch_size=7)
+    assert net.training, "the training mode is restored"
+    net.eval()
+    with torch.no_grad():
+        ref = net.features(X)
+    for H, i in zip(got, [0, 1, 3], strict=True):
+        torch.testing.assert_close(H, ref[i])
+    with pytest.raises(ValueError, match="layer 4 requested"):
+        transfer.extract_features(net, X, [4])
+    with pytest.raises(ValueError, match="layers is empty"):
+        transfer.extract_features(net, X, [])
+
+
+# ----------------------------------------------------------------------------------------
+# transfer_metrics against naive computations
+# ----------------------------------------------------------------------------------------
+
+
+def test_transfer_metrics_against_naive_computations(toy):
+    net, X, y = toy
+    src, tgt, tgt_test = (X[:30], y[:30]), (X[30:48], y[30:48]), (X[48:], y[48:])
+    out = transfer.transfer_metrics(net, 1, src, tgt, tgt_test, probe_ridge=1e-2, batch_size=8)
+    net.eval()
+    with torch.no_grad():
+        Fs = [H.numpy() for H in net.features(src[0])]
+        Ft, Fe = net.features(tgt[0])[1].numpy(), net.features(tgt_test[0])[1].numpy()
+    ys, yt, ye = src[1].numpy(), tgt[1].numpy(), tgt_test[1].numpy()
+    assert out["compression_source"] == pytest.approx(naive_compression(Fs[1], ys), rel=1e-10)
+    assert out["compression_target"] == pytest.approx(naive_compression(Ft, yt), rel=1e-10)
+    # C through the head: the extractor's output and the two hidden head layers
+    assert out["head_compression"] == pytest.approx(
+        [naive_compression(Fs[i], ys) for i in (1, 2, 3)], rel=1e-10)
+    assert out["head_compression"][0] == out["compression_source"]
+    assert out["transfer_acc"] == naive_probe(Ft, yt, Fe, ye, 1e-2)
+    with torch.no_grad():
+        At, Ae = net.features(tgt[0]), net.features(tgt_test[0])
+    assert out["head_transfer_acc"] == [naive_probe(At[i].numpy(), yt, Ae[i].numpy(), ye, 1e-2)
+                                        for i in (1, 2, 3)]
+    for key in ("discrimination_source", "discrimination_target", "nc1_source", "nc1_target"):
+        assert np.isfinite(out[key])
+
+
+def test_transfer_metrics_errors(toy):
+    net, X, y = toy
+    pair = (X, y)
+    with pytest.raises(ValueError, match="backbone_depth must be < the model's depth 4"):
+        transfer.transfer_metrics(net, 4, pair, pair, pair)
+    with pytest.raises(ValueError, match="target_test must be a pair"):
+        transfer.transfer_metrics(net, 1, pair, pair, X)
+    with pytest.raises(ValueError, match="probe_ridge must be >= 0"):
+        transfer.transfer_metrics(net, 1, pair, pair, pair, probe_ridge=-1.0)
+
+
+# ----------------------------------------------------------------------------------------
+# the experiment
+# ----------------------------------------------------------------------------------------
+
+TINY = transfer.SCALES["quick"].replace(
+    head_layers=[1, 3], num_seeds=2, epochs=2, width=16, num_per_class=30,
+    target_train_per_class=20, target_test_per_class=20, source_test_per_class=20,
+    batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny_result():
+    return transfer.run_experiment(TINY, "cpu")
+
+
+def test_run_experiment_shapes_and_summaries(tiny_result):
+    r = tiny_result
+    json.dumps(r, allow_nan=False)  # JSON-serialisable as it is
+    assert r["seeds"] == [0, 1]
+    assert (r["num_source_train"], r["num_target_train"], r["num_target_test"]) == (150, 100, 100)
+    assert [(p["head_layers"], p["seed"]) for p in r["per_seed"]] == [(1, 0), (1, 1), (3, 0),
+                                                                       (3, 1)]
+    s = r["summary"]
+    assert s["head_layers"] == [1, 3]
+    for i, m in enumerate((1, 3)):
+        vals = [p["transfer_acc"] for p in r["per_seed"] if p["head_layers"] == m]
+        assert s["transfer_acc_mean"][i] == pytest.approx(np.mean(vals))
+        assert s["transfer_acc_std"][i] == pytest.approx(np.std(vals, ddof=1))
+        rows = np.array([p["head_compression"] for p in r["per_seed"] if p["head_layers"] == m])
+        assert rows.shape == (2, m)
+        assert s["head_compression_mean"][i] == pytest.approx(np.exp(np.log(rows).mean(0)).tolist())
+        accs = np.array([p["head_transfer_acc"] for p in r["per_seed"] if p["head_layers"] == m])
+        assert s["head_transfer_acc_mean"][i] == pytest.approx(accs.mean(0).tolist())
+        assert (accs[:, 0] == [p["transfer_acc"] for p in r["per_seed"]
+                               if p["head_layers"] == m]).all()
+    assert 0.2 < r["raw_pixel_transfer_acc"] <= 1.0
+    assert r["wall_time_s"]["total"] >= r["wall_time_s"]["train"] > 0
+
+
+def test_run_experiment_is_deterministic_on_the_cpu(tiny_result):
+    again = transfer.run_experiment(TINY.replace(head_layers=[3], num_seeds=1, seed=1), "cpu")
+    first = next(p for p in tiny_result["per_seed"] if p["head_layers"] == 3 and p["seed"] == 1)
+    second = again["per_seed"][0]
+    for key in ("transfer_acc", "compression_source", "head_compression", "final_loss"):
+        assert first[key] == second[key]
+
+
+def test_run_experiment_rejects_a_plain_dict():
+    with pytest.raises(ValueError, match="must be a pncutils.config.Config"):
+        transfer.run_experiment(dict(TINY), "cpu")
+
+
+def test_scales_and_registry():
+    assert set(transfer.SCALES) == {"quick", "book", "paper"}
+    for cfg in transfer.SCALES.values():
+        assert isinstance(cfg, Config) and "seed" in cfg
+        assert set(cfg.source_classes).isdisjoint(cfg.target_classes)
+    assert transfer.SCALES["paper"].num_per_class is None  # the full split
+    exp = reproduce.EXPERIMENTS["transfer"]
+    assert exp.scales is transfer.SCALES and exp.fn is transfer.run_experiment
+
+
+# ----------------------------------------------------------------------------------------
+# tables and figures
+# ----------------------------------------------------------------------------------------
+
+
+def test_tables_and_figures_accept_a_result_file(tiny_result):
+    wrapped = {"experiment": "transfer", "results": tiny_result}
+    t = transfer.summary_table(wrapped)
+    assert t.head_layers.tolist() == [1.0, 3.0]
+    fig, (ax_acc, ax_c) = transfer.plot_transfer(wrapped, label="live")
+    assert ax_c.get_yscale() == "log" and "transfer accuracy" in ax_acc.get_ylabel()
+    fig2, ax = transfer.plot_head_compression(tiny_result)
+    assert [len(line.get_xdata()) for line in ax.get_lines()] == [1, 3]
+    with pytest.raises(ValueError, match="no 'summary'"):
+        transfer.summary_table({"results": {}})
+    with pytest.raises(ValueError, match="must be a mapping"):
+        transfer.plot_transfer([1, 2])
+
+
+def test_geometric_head_rate_by_hand():
+    res = {"summary": {"head_layers": [1, 2, 4],
+                       "head_compression_mean": [[3.0], [1.0, 0.1], [8.0, 4.0, 2.0, 1.0]]}}
+    rates = transfer.geometric_head_rate(res)
+    assert rates[0] is None
+    assert rates[1] == pytest.approx(0.1) and rates[2] == pytest.approx(0.5)
+
+
+def test_paper_reference_values():
+    f8 = transfer.PAPER_F8
+    assert f8["head_layers"] == [1, 2, 3, 4, 5]
+    assert all(np.diff(f8["transfer_acc"]) > 0) and all(np.diff(f8["compression"]) > 0)

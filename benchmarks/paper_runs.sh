@@ -6,7 +6,13 @@
 # package dataset-fashion-mnist, or the four IDX .gz files in a folder named by $PNC_DATA
 # (e.g. a carried copy of /usr/share/datasets/fashion-mnist, 30 MB).
 #
-#   OUT=/tmp/out bash benchmarks/paper_runs.sh      # result files -> $OUT/results
+#   OUT=/tmp/out bash benchmarks/paper_runs.sh                  # all three -> $OUT/results
+#   OUT=/tmp/out PAPER_RUNS=hybrid bash benchmarks/paper_runs.sh   # one of them
+#
+# Estimated on one H100 (eager PyTorch, about 1 ms per mini-batch step; not measured yet):
+# hybrid (two networks, 400 epochs of 60 000 images, 188 000 steps each) 4-7 min, fig7 about
+# 5 min, transfer (5 heads x 3 seeds x 100 epochs of 30 000 images) about 6 min: where a
+# command is capped at 10 minutes, run one experiment per command.
 #
 # Each run writes book/results-style JSON files (commit them under book/results/) and is
 # capped by its own timeout, so a slow run cannot take the others down with it. The cheap

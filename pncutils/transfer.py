@@ -96,7 +96,7 @@ SCALES: dict[str, Config] = {
     # the full split: 30 000 source and 30 000 target training images, all test images
     "paper": Config(num_per_class=None, target_train_per_class=None,
                     target_test_per_class=None, source_test_per_class=None, width=1024,
-                    epochs=200, num_seeds=5, **_COMMON),
+                    epochs=100, num_seeds=3, **_COMMON),
 }
 
 

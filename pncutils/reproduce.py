@@ -257,14 +257,16 @@ def _git_info() -> tuple[str | None, bool | None]:
     """``(commit, dirty)`` of the checkout holding this package, or ``(None, None)``.
 
     ``dirty`` is True when a tracked file differs from the commit or an untracked file lies
-    under ``pncutils/`` (code the commit does not contain). An installed (non-checkout)
-    package gives ``(None, None)``.
+    under ``pncutils/`` (code the commit does not contain). The result files themselves
+    (``book/results/``) do not count: writing one must not make the next run "dirty". An
+    installed (non-checkout) package gives ``(None, None)``.
     """
     top = _git("rev-parse", "--show-toplevel")
     if top is None or Path(top.strip()).resolve() != _REPO_ROOT:
         return None, None
     commit = _git("rev-parse", "HEAD")
-    tracked = _git("status", "--porcelain", "--untracked-files=no")
+    tracked = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                   ":(exclude)book/results")
     untracked = _git("status", "--porcelain", "--untracked-files=all", "--", "pncutils")
     if commit is None or tracked is None or untracked is None:
         return None, None

@@ -70,6 +70,7 @@ __all__ = [
     "verify_result",
     "load_or_run",
     "compute",
+    "hybrid_setup",
     "results_overview",
     "overview_markdown",
     "main",
@@ -341,12 +342,54 @@ def _deep_summary(table: Any, first: int, last: int) -> dict[str, Any]:
     }
 
 
+def hybrid_setup(cfg: Config, network: str, in_dim: int, num_classes: int) -> tuple[Any, Any]:
+    """The untrained network and the training configuration of one network of ``hybrid``.
+
+    Parameters
+    ----------
+    cfg : Config
+        A Config of the ``hybrid`` experiment (e.g. ``EXPERIMENTS["hybrid"].scales["quick"]``,
+        possibly ``.replace(hybrid_nonlinear=5)``).
+    network : {"hybrid", "mlp"}
+        Which of the two: selects ``<network>_nonlinear``, ``<network>_lr`` and
+        ``<network>_alpha``.
+    in_dim, num_classes : int
+        Input dimension and number of classes of the data.
+
+    Returns
+    -------
+    net : pncutils.models.HybridNetwork
+        Orthogonally initialised (scale ``cfg.init_scale``) from ``cfg.seed``.
+    tcfg : pncutils.training.TrainConfig
+        Mini-batch SGD with momentum, weight decay and a cosine schedule.
+
+    Examples
+    --------
+    >>> cfg = EXPERIMENTS["hybrid"].scales["quick"]
+    >>> net, tcfg = hybrid_setup(cfg.replace(hybrid_nonlinear=5), "hybrid", 784, 10)
+    >>> net.num_nonlinear, tcfg.alpha, tcfg.epochs == cfg.epochs
+    (5, 100.0, True)
+    """
+    from pncutils.models import HybridNetwork
+    from pncutils.training import TrainConfig
+
+    check_choice(network, "network", ("hybrid", "mlp"))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    net = HybridNetwork(in_dim, cfg.width, num_classes, cfg.depth, cfg[f"{network}_nonlinear"],
+                        init="orthogonal", init_scale=cfg.init_scale, generator=gen)
+    tcfg = TrainConfig(
+        lr=cfg[f"{network}_lr"], epochs=cfg.epochs, alpha=cfg[f"{network}_alpha"],
+        batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        schedule="cosine", min_lr_ratio=cfg.min_lr_ratio, seed=cfg.seed, progress=False,
+    )
+    return net, tcfg
+
+
 def _hybrid(cfg: Config, device: torch.device) -> dict[str, Any]:
     """Train the hybrid and the MLP on FashionMNIST and report every layer (Figs. 1, 2, 5)."""
     from pncutils.analysis import layer_report, pca_projection
     from pncutils.data import load_dataset
-    from pncutils.models import HybridNetwork
-    from pncutils.training import TrainConfig, train
+    from pncutils.training import train
 
     X, y = load_dataset(cfg.dataset, "train", num_per_class=cfg.num_per_class)
     X_test, y_test = load_dataset(cfg.dataset, "test", num_per_class=cfg.test_per_class)
@@ -363,14 +406,7 @@ def _hybrid(cfg: Config, device: torch.device) -> dict[str, Any]:
     }
     for name in ("hybrid", "mlp"):
         num_nonlinear = cfg[f"{name}_nonlinear"]
-        gen = torch.Generator().manual_seed(cfg.seed)
-        net = HybridNetwork(X.shape[1], cfg.width, K, cfg.depth, num_nonlinear,
-                            init="orthogonal", init_scale=cfg.init_scale, generator=gen)
-        tcfg = TrainConfig(
-            lr=cfg[f"{name}_lr"], epochs=cfg.epochs, alpha=cfg[f"{name}_alpha"],
-            batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-            schedule="cosine", min_lr_ratio=cfg.min_lr_ratio, seed=cfg.seed, progress=False,
-        )
+        net, tcfg = hybrid_setup(cfg, name, X.shape[1], K)
         hist = train(net, X, y, tcfg, device=device)
         t0 = time.perf_counter()
         table = layer_report(net, X, y, X_test, y_test, batch_size=cfg.eval_batch_size,

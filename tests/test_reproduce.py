@@ -397,3 +397,17 @@ def test_results_overview_and_markdown(tmp_path, fig4_path):
     (tmp_path / "junk.json").write_text("{}")
     with pytest.raises(ValueError, match="missing field"):
         reproduce.results_overview(tmp_path)
+
+
+def test_hybrid_setup_follows_the_config():
+    cfg = EXPERIMENTS["hybrid"].scales["quick"]
+    for name in ("hybrid", "mlp"):
+        net, tcfg = reproduce.hybrid_setup(cfg, name, 784, 10)
+        assert (net.in_dim, net.width, net.depth) == (784, cfg.width, cfg.depth)
+        assert net.num_nonlinear == cfg[f"{name}_nonlinear"] and net.init == "orthogonal"
+        assert (tcfg.lr, tcfg.alpha) == (cfg[f"{name}_lr"], cfg[f"{name}_alpha"])
+        assert (tcfg.epochs, tcfg.batch_size, tcfg.seed) == (cfg.epochs, cfg.batch_size, cfg.seed)
+        again, _ = reproduce.hybrid_setup(cfg, name, 784, 10)  # seeded: the same weights
+        assert all(torch.equal(a, b) for a, b in zip(net.weights(), again.weights(), strict=True))
+    with pytest.raises(ValueError, match="network must be one of"):
+        reproduce.hybrid_setup(cfg, "cnn", 784, 10)

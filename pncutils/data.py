@@ -352,8 +352,9 @@ _IDX_FILES = {
 _CIFAR_FOLDER = "cifar-10-batches-py"
 _CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
 
-#: The datasets :func:`load_dataset` knows. Hashes are the MD5 digests of the canonical
-#: downloads, as torchvision's source lists them (MD5 is used for integrity only). The
+#: The datasets :func:`load_dataset` knows. Hashes are the SHA-256 digests of the canonical
+#: downloads, as TensorFlow Datasets' ``url_checksums`` list them (torchvision lists MD5s
+#: of the same files: FashionMNIST train images 8d4fb7e6..., CIFAR-10 c58f3010...). The
 #: FashionMNIST files of the Debian package are recompressed (same images, different gzip
 #: bytes), which is why files found on disk are not checked against these digests.
 DATASETS: dict[str, DatasetInfo] = {
@@ -370,10 +371,22 @@ DATASETS: dict[str, DatasetInfo] = {
             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
         ),
         hashes={
-            "train-images-idx3-ubyte.gz": ("md5", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-            "train-labels-idx1-ubyte.gz": ("md5", "25c81989df183df01b3e8a0aad5dffbe"),
-            "t10k-images-idx3-ubyte.gz": ("md5", "bef4ecab320f06d8554ea6380940ec79"),
-            "t10k-labels-idx1-ubyte.gz": ("md5", "bb300cfdad3c16e7a12a480ee83cd310"),
+            "train-images-idx3-ubyte.gz": (
+                "sha256",
+                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            ),
+            "train-labels-idx1-ubyte.gz": (
+                "sha256",
+                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            ),
+            "t10k-images-idx3-ubyte.gz": (
+                "sha256",
+                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            ),
+            "t10k-labels-idx1-ubyte.gz": (
+                "sha256",
+                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+            ),
         },
         mean=(0.2860,),
         std=(0.3530,),
@@ -391,10 +404,22 @@ DATASETS: dict[str, DatasetInfo] = {
             "https://storage.googleapis.com/cvdf-datasets/mnist/",
         ),
         hashes={
-            "train-images-idx3-ubyte.gz": ("md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            "train-labels-idx1-ubyte.gz": ("md5", "d53e105ee54ea40749a09fcbcd1e9432"),
-            "t10k-images-idx3-ubyte.gz": ("md5", "9fb629c4189551a2d022fa330f9573f3"),
-            "t10k-labels-idx1-ubyte.gz": ("md5", "ec29112dd5afa0611ce80d1b7f02629c"),
+            "train-images-idx3-ubyte.gz": (
+                "sha256",
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            ),
+            "train-labels-idx1-ubyte.gz": (
+                "sha256",
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            ),
+            "t10k-images-idx3-ubyte.gz": (
+                "sha256",
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            ),
+            "t10k-labels-idx1-ubyte.gz": (
+                "sha256",
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            ),
         },
         mean=(0.1307,),
         std=(0.3081,),
@@ -412,7 +437,11 @@ DATASETS: dict[str, DatasetInfo] = {
         subfolders=("cifar10",),
         archive=_CIFAR_ARCHIVE,
         urls=("https://www.cs.toronto.edu/~kriz/",),
-        hashes={_CIFAR_ARCHIVE: ("md5", "c58f30108f718f92721af3b95e74349a")},
+        hashes={
+            _CIFAR_ARCHIVE: (
+                "sha256", "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+            )
+        },
         # the reference code's transforms.Normalize constants
         mean=(0.4914, 0.4822, 0.4465),
         std=(0.2023, 0.1994, 0.2010),
@@ -548,7 +577,7 @@ def _fetch(
     url: str,
     dest: str | os.PathLike[str],
     expected_hash: str,
-    algo: str = "md5",
+    algo: str = "sha256",
     opener: Callable[..., Any] | None = None,
     chunk_size: int = 1 << 20,
 ) -> Path:
@@ -880,7 +909,7 @@ def load_dataset(
     MNIST from the ossci-datasets S3 mirror, CIFAR-10 from cs.toronto.edu, with a second
     mirror where one exists) into ``<base>/<name>``, where ``<base>`` is ``root``, else the
     first ``$PNC_DATA`` folder, else the cache of step 4. Each file is checked against the
-    MD5 digest torchvision publishes (:data:`DATASETS` ``.hashes``) and written atomically
+    SHA-256 digest of the canonical file (:data:`DATASETS` ``.hashes``) and written atomically
     (temporary file, then ``os.replace``): a failed or interrupted download leaves no file.
 
     Parameters

@@ -153,8 +153,8 @@ def cifar_tar_bytes(extra_members: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def _md5(payload: bytes) -> str:
-    return hashlib.md5(payload).hexdigest()
+def _sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
 
 
 # ----------------------------------------------------------------------------------------
@@ -639,7 +639,7 @@ def _idx_payloads() -> dict[str, bytes]:
 
 def _with_hashes(monkeypatch, name, files):
     info = dataclasses.replace(
-        DATASETS[name], hashes={k: ("md5", _md5(v)) for k, v in files.items()}
+        DATASETS[name], hashes={k: ("sha256", _sha256(v)) for k, v in files.items()}
     )
     monkeypatch.setitem(DATASETS, name, info)
 
@@ -717,8 +717,8 @@ def test_fetch_is_atomic_on_keyboard_interrupt(tmp_path):
         data._fetch(
             "http://x/f",
             tmp_path / "f",
-            _md5(b"a" * 5000),
-            "md5",
+            _sha256(b"a" * 5000),
+            "sha256",
             opener=lambda url, timeout=None: Interrupted(b"a" * 5000),
         )
     assert list(tmp_path.iterdir()) == []
@@ -754,10 +754,15 @@ def test_known_hashes_table():
         needed = {info.archive} if info.archive else set(sum(info.files.values(), ()))
         assert set(info.hashes) == needed and info.urls
         for algo, digest in info.hashes.values():
-            assert algo == "md5" and len(digest) == 32
-    assert DATASETS["cifar10"].hashes["cifar-10-python.tar.gz"][1] == (
-        "c58f30108f718f92721af3b95e74349a"
+            assert algo == "sha256" and len(digest) == 64 and int(digest, 16) >= 0
+    # spot checks against the published SHA-256 of the canonical downloads
+    assert DATASETS["cifar10"].hashes["cifar-10-python.tar.gz"][1].startswith("6d958be0")
+    assert DATASETS["fashion_mnist"].hashes["train-images-idx3-ubyte.gz"][1].startswith(
+        "3aede38d"
     )
+    assert DATASETS["mnist"].hashes["train-images-idx3-ubyte.gz"][1].startswith("440fcabf")
+    digests = [d for name in ("fashion_mnist", "mnist") for _, d in DATASETS[name].hashes.values()]
+    assert len(set(digests)) == 8  # no copy-paste slip
 
 
 # ----------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
+export PNC_PROGRESS := 0
 
 .PHONY: help venv book book-student assignments test test-unit bench clean strip set-repo vendor
 

@@ -3,14 +3,14 @@
 Modules
 -------
 analysis  : per-layer reports of a model (metrics, rank, probes) and PCA projections
-beyond    : real data, default init, cross-entropy, weight decay (Figure 7, chapter 6)
+beyond    : real data, default init, cross-entropy, weight decay (F7, chapter 6)
 experiments : the synthetic experiments of part I (seeds, sweeps, the assumption grid)
 metrics   : float64 layerwise metrics (C_l, D_l, NC1, rank, probes) and streaming accumulators
 theory    : the closed-form minimum-norm balanced network and its exact predictions
 data      : the paper's synthetic generators and offline-first loaders of real datasets
 models    : deep linear and hybrid (nonlinear + linear) networks with the paper's initialisation
 training  : full-batch / mini-batch training with MSE and output scale alpha; batched seeds
-transfer  : projection heads and transfer learning (Figure 8 as a toy, chapter 7)
+transfer  : projection heads and transfer learning (F8 as a toy, chapter 7)
 figures   : the figures of part II, drawn from experiment results (live or committed)
 plotting  : the book's figure style and layerwise plots with theory overlays
 utils     : seeds, device choice, quick mode, Colab detection

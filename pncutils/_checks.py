@@ -64,12 +64,17 @@ def check_features(H: Any, name: str = "H") -> Tensor:
 
 
 def check_labels(
-    y: Any, num_samples: int, num_classes: int | None = None, device: torch.device | None = None
+    y: Any,
+    num_samples: int,
+    num_classes: int | None = None,
+    device: torch.device | None = None,
+    require_all: bool = True,
 ) -> tuple[Tensor, int]:
     """Validate integer labels and return ``(y as int64 on device, K)``.
 
-    Checks: 1-D, length `num_samples`, integer-valued, in ``[0, K)``, at least two
-    classes, and every class in ``[0, K)`` has at least one sample.
+    Checks: 1-D, length `num_samples`, integer-valued, in ``[0, K)``, and (unless
+    ``require_all=False``, for held-out labels checked against a known K) at least two
+    classes with every class in ``[0, K)`` holding at least one sample.
     """
     y = as_tensor(y, "y")
     if y.ndim != 1:
@@ -93,6 +98,8 @@ def check_labels(
             raise ValueError(
                 f"y has label {max_label}, out of range for num_classes={num_classes}"
             )
+    if not require_all:
+        return y, num_classes
     if num_classes < 2:
         raise ValueError(f"at least two classes are needed, got {num_classes}")
     counts = torch.bincount(y, minlength=num_classes)

@@ -7,7 +7,7 @@ rank of the uncentred features (Figure 1, top) and the accuracy of a closed-form
 whole data set: its memory is O(L D^2) of float64 statistics plus one batch of features, so it
 runs on the paper's scale (60 000 samples, width 1024, 8 layers) on a GPU or a large CPU.
 
-:func:`pca_projection` gives the 2-D views of Figure 2 (the paper uses UMAP; PCA is
+:func:`pca_projection` gives the 2-D views of F2 (the paper uses UMAP; PCA is
 deterministic, dependency-free and linear, so the straightening of the class clusters that it
 shows is the features' own).
 

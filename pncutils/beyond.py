@@ -1,10 +1,11 @@
 """Beyond the assumptions: deep linear networks on real data from PyTorch's default init.
 
-The paper's Figure 7 ("real data", project page ``docs/assets/figures/real_data.png``) trains
-deep linear networks of depths 5, 7 and 9 from **PyTorch's default initialisation** on
-FashionMNIST and CIFAR-10 and reports that ``C_l`` still decays roughly geometrically
-(FashionMNIST: from about 2.5 to about 0.02). The width, sample count, optimiser and epochs
-of that figure are not known; the design here is the book's reconstruction (chapter 6):
+The paper's real-data figure (the book's label F7; project page
+``docs/assets/figures/real_data.png``) trains deep linear networks of depths 5, 7 and 9 from
+**PyTorch's default initialisation** on FashionMNIST and CIFAR-10 and reports that ``C_l``
+still decays roughly geometrically (FashionMNIST: from about 2.5 to about 0.02). The width,
+sample count, optimiser and epochs of that figure are not known; the design here is the
+book's reconstruction (chapter 6):
 
 * data: the first ``num_per_class`` FashionMNIST training images of every class (file order),
   flattened and standardised (:func:`pncutils.data.load_dataset`), resident on the device;
@@ -75,8 +76,8 @@ SETTING_KEYS: tuple[str, ...] = (
 _LOSSES = ("mse", "cross_entropy")
 _INITS = ("default", "orthogonal", "gaussian")
 
-#: The paper's Figure 7, FashionMNIST panel: ``C_l`` read off the figure (about +-3% of the
-#: axis range; ``None`` where a point could not be read), per depth L. Which layers the
+#: The paper's real-data figure (F7), FashionMNIST panel: ``C_l`` read off the figure (about
+#: +-3% of the axis range; ``None`` where a point could not be read), per depth L. Which layers the
 #: points are (input included or not) cannot be read off the figure either.
 PAPER_FIG7: dict[int, list[float | None]] = {
     5: [2.5, None, 0.93, 0.44],
@@ -89,7 +90,7 @@ _COMMON: dict[str, Any] = dict(
     num_per_class=50,  # n per class: N = 500 < d = 784 (interpolation is possible)
     loss="mse",  # the paper's loss (sum over classes, mean over samples)
     alpha=1.0,  # output scale of the MSE loss
-    init="default",  # PyTorch's nn.Linear initialisation (Figure 7)
+    init="default",  # PyTorch's nn.Linear initialisation (F7)
     init_scale=1.0,  # xi of the "orthogonal"/"gaussian" initialisations (unused by "default")
     lr=0.05,  # peak learning rate of SGD
     momentum=0.9,
@@ -694,7 +695,7 @@ def plot_compression(
 
     Markers: measured ``C_l`` (l = 0..L-1); solid line: the fit over ``l >= 1``; open
     marker at ``l = L``: the logits' ``C_L`` (the floor, see chapter 6); crosses: the
-    paper's Figure 7 values for the same depth, plotted from ``l = 0`` (``paper=True``).
+    paper's F7 values for the same depth, plotted from ``l = 0`` (``paper=True``).
 
     Parameters
     ----------

@@ -208,7 +208,7 @@ def plot_compression_discrimination(
 def plot_projections(
     results: Mapping[str, Any], network: str = "hybrid", axes: Sequence[Any] | None = None
 ) -> tuple[Any, list[Any]]:
-    """Figure 2: the 2-D PCA projections of one network's features at several layers.
+    """F2: the 2-D PCA projections of one network's features at several layers.
 
     Parameters
     ----------
@@ -259,7 +259,7 @@ def plot_synthetic_layers(
     label: str = "",
     color: str | None = None,
 ) -> tuple[Any, list[Any]]:
-    """Figure 3b: ``C_l`` and ``D_l`` of the ``fig3b`` runs, per seed (thin) and averaged.
+    """F3b: ``C_l`` and ``D_l`` of the ``fig3b`` runs, per seed (thin) and averaged.
 
     The bold lines are the geometric mean of ``C_l`` and the arithmetic mean of ``D_l`` over
     seeds, with a dotted least-squares fit (``log C_l`` over ``l = 0..L-1``, ``D_l`` over

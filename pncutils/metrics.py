@@ -498,7 +498,8 @@ def linear_probe_accuracy(
         Training labels in ``[0, K)``.
     H_test, y_test : optional, shapes (M, D) and (M,)
         Held-out data; when given the held-out accuracy is returned instead of the training
-        accuracy.
+        accuracy. ``y_test`` must lie in the training classes ``[0, K)``; it need not
+        contain all of them.
     ridge : float, default 1e-6
         Ridge strength relative to the mean squared feature scale
         (``lambda = ridge * tr(H_c^T H_c) / D``, with ``H_c`` the centred features);
@@ -539,7 +540,9 @@ def linear_probe_accuracy(
         H_eval = check_features(H_test, "H_test")
         if H_eval.shape[1] != D:
             raise ValueError(f"H_test has {H_eval.shape[1]} columns but H has {D}")
-        y_eval, _ = check_labels(y_test, H_eval.shape[0], device=H_eval.device)
+        # held-out labels: in the training classes [0, K), any of them possibly absent
+        y_eval, _ = check_labels(y_test, H_eval.shape[0], K, device=H_eval.device,
+                                 require_all=False)
         H_eval = H_eval.to(H.device) - mean
         y_eval = y_eval.to(H.device)
     pred = (H_eval @ W + Y_mean).argmax(1)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pncutils._checks import as_tensor, check_choice, check_float, check_int
-from pncutils.utils import device_name, get_device, quick_mode
+from pncutils.utils import device_name, get_device, progress_enabled
 
 __all__ = ["TrainConfig", "History", "learning_rate", "train", "train_many"]
 
@@ -96,7 +95,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.01  # cosine floor η_min = lr · min_lr_ratio
     schedule_epochs: int | None = None  # cosine period T; None = `epochs`
     loss: str = "mse"  # "mse" (the paper's) or "cross_entropy" (on α · logits)
-    progress: bool | None = None  # tqdm bar; None = on unless quick mode or stderr is no TTY
+    progress: bool | None = None  # tqdm bar; None = pncutils.utils.progress_enabled()
     compile: bool = False  # wrap the forward + loss in torch.compile (`train` only)
 
     def __post_init__(self) -> None:
@@ -348,7 +347,7 @@ def _check_targets(y: Any, num_samples: int, num_classes: int, name: str = "y") 
 def _show_progress(cfg: TrainConfig) -> bool:
     if cfg.progress is not None:
         return cfg.progress
-    return not quick_mode() and sys.stderr is not None and sys.stderr.isatty()
+    return progress_enabled()
 
 
 def _epochs_iter(cfg: TrainConfig) -> Any:

@@ -14,7 +14,9 @@ import sys
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "get_device", "quick_mode", "is_colab", "device_name"]
+__all__ = [
+    "seed_everything", "get_device", "quick_mode", "is_colab", "progress_enabled", "device_name"
+]
 
 _DEVICES = ("cpu", "cuda", "mps")
 
@@ -121,3 +123,42 @@ def is_colab() -> bool:
     False
     """
     return "google.colab" in sys.modules
+
+
+def _in_notebook() -> bool:
+    """Whether the code runs in a Jupyter kernel (Jupyter, JupyterLab, Colab, VS Code)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - ipykernel always brings IPython
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def progress_enabled() -> bool:
+    """Whether long runs show a progress bar by default (``TrainConfig(progress=None)``).
+
+    ``$PNC_PROGRESS`` decides when set (``1``/``true``: on; ``0``/``false``: off; the
+    Makefile sets it to 0 so that built pages and test logs hold no bars). Otherwise the bar
+    is on outside quick mode when someone watches: in a terminal (stderr is a TTY) or in a
+    Jupyter kernel (Colab included), where ``tqdm.auto`` draws a widget.
+
+    Examples
+    --------
+    >>> import os; old = os.environ.get("PNC_PROGRESS")
+    >>> os.environ["PNC_PROGRESS"] = "0"; progress_enabled()
+    False
+    >>> os.environ["PNC_PROGRESS"] = "1"; progress_enabled()
+    True
+    >>> _ = os.environ.pop("PNC_PROGRESS") if old is None else os.environ.update(PNC_PROGRESS=old)
+    """
+    env = os.environ.get("PNC_PROGRESS", "").strip().lower()
+    if env in ("0", "false", "no", "off"):
+        return False
+    if env:
+        return True
+    if quick_mode():
+        return False
+    return bool(sys.stderr is not None and sys.stderr.isatty()) or _in_notebook()

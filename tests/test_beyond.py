@@ -1,4 +1,4 @@
-"""Tests of pncutils.beyond: the real-data experiment of chapter 6 (Figure 7)."""
+"""Tests of pncutils.beyond: the real-data experiment of chapter 6 (F7)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import torch
 
 from pncutils import metrics
 from pncutils.models import DeepLinearNetwork, HybridNetwork
+from pncutils.theory import ideal_compression_rate
 from pncutils.training import History, TrainConfig, learning_rate, train, train_many
 
 F64 = torch.float64
@@ -470,12 +471,16 @@ def test_theory_rate_and_linear_discrimination():
         with torch.no_grad():
             feats = net.features(X[s])  # [X, H_1, ..., H_5]
         CD = [compression_discrimination(H, y, K) for H in feats]
+        table = metrics.layerwise(list(feats), y)  # the library agrees with the test's own C, D
+        assert table.compression.tolist() == pytest.approx([cd[0] for cd in CD], rel=1e-10)
+        assert table.discrimination.tolist() == pytest.approx([cd[1] for cd in CD], rel=1e-10)
         C = [cd[0] for cd in CD]
         ratios = [C[i + 1] / C[i] for i in range(1, L - 1)]  # l >= 1
         rates.append(math.exp(sum(map(math.log, ratios)) / len(ratios)))
         D_curves.append([cd[1] for cd in CD[1:]])
     rate = sum(rates) / len(rates)
-    ideal = xi**2 * (alpha**2 / n) ** (1 / L)  # 0.2846
+    ideal = ideal_compression_rate(xi, alpha, n, L)
+    assert ideal == pytest.approx(xi**2 * (alpha**2 / n) ** (1 / L), rel=1e-12)  # 0.2846
     assert ideal == pytest.approx(0.2846, abs=1e-4)
     assert abs(rate / ideal - 1) < 0.05, f"measured rate {rate:.4f} vs ideal {ideal:.4f}"
 

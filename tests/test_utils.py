@@ -52,6 +52,40 @@ def test_is_colab(monkeypatch):
     assert utils.is_colab() is True
 
 
+class _FakeStderr:
+    def __init__(self, tty):
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, text):  # pragma: no cover - nothing is written
+        return len(text)
+
+
+def test_progress_enabled(monkeypatch):
+    monkeypatch.delenv("PNC_PROGRESS", raising=False)
+    monkeypatch.delenv("PNC_QUICK", raising=False)
+    monkeypatch.setattr(utils, "_in_notebook", lambda: False)
+    monkeypatch.setattr(sys, "stderr", _FakeStderr(True))
+    assert utils.progress_enabled() is True  # someone watches a terminal
+    monkeypatch.setattr(sys, "stderr", _FakeStderr(False))
+    assert utils.progress_enabled() is False  # a log file or a CI job
+    monkeypatch.setattr(utils, "_in_notebook", lambda: True)
+    assert utils.progress_enabled() is True  # Jupyter or Colab: tqdm.auto draws a widget
+    monkeypatch.setenv("PNC_QUICK", "1")
+    assert utils.progress_enabled() is False  # quick mode: never
+    monkeypatch.setenv("PNC_PROGRESS", "1")
+    assert utils.progress_enabled() is True  # the variable decides when set
+    monkeypatch.setenv("PNC_PROGRESS", "off")
+    monkeypatch.setattr(sys, "stderr", _FakeStderr(True))
+    assert utils.progress_enabled() is False
+
+
+def test_in_notebook_is_false_outside_a_kernel():
+    assert utils._in_notebook() is False  # pytest runs in no Jupyter kernel
+
+
 def test_public_surface():
     for mod in (pnc.metrics, pnc.theory, pnc.data, pnc.models, pnc.training, pnc.plotting,
                 pnc.utils, pnc.config, pnc.conventions, pnc.widgets):

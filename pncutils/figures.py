@@ -154,7 +154,9 @@ def plot_compression_discrimination(
     """Figure 5: ``C_l`` (log scale) and ``D_l`` per layer ``l >= 1``, hybrid and MLP.
 
     With ``fit=True`` a dotted line shows the least-squares fit of ``log C_l`` over the
-    hybrid's linear part (``l = num_nonlinear .. L-1``) and the legend gives its R².
+    hybrid's linear part (``l = num_nonlinear .. L-1``) and the legend gives its R². When a
+    network's results hold ``logits`` (its outputs' ``C_L`` and ``D_L``), an open marker at
+    ``l = L`` shows them: the floor of ``C_l`` of chapter 5.
 
     Parameters
     ----------
@@ -177,6 +179,10 @@ def plot_compression_discrimination(
     >>> fig, (c, d) = plot_compression_discrimination(res); len(c.lines), len(d.lines)
     (2, 1)
     >>> plt.close(fig)
+    >>> res["networks"]["hybrid"]["logits"] = {"compression": 0.4, "discrimination": 0.5}
+    >>> fig, (c, d) = plot_compression_discrimination(res); len(c.lines), c.lines[1].get_xdata()
+    (3, array([4.]))
+    >>> plt.close(fig)
     """
     fig, (ax_c, ax_d) = _axes(axes, 2, (9.0, 3.4))
     if axes is None:
@@ -192,14 +198,21 @@ def plot_compression_discrimination(
                       color=color, label=lab)
         ax_d.plot(layers, t.discrimination.numpy()[1:], linestyle, marker="o", ms=3,
                   color=color, label=lab)
+        out = nets[name].get("logits")
+        if out:  # the outputs, one layer further: open markers
+            x = layers[-1] + 1
+            ax_c.semilogy([x], [out["compression"]], "o", mfc="none", color=color)
+            ax_d.plot([x], [out["discrimination"]], "o", mfc="none", color=color)
         if fit and name == "hybrid":
             first = nets[name]["num_nonlinear"]
             ls = t.layer.numpy()[first:]
             f = linear_fit(ls, np.log(t.compression.numpy()[first:]))
             ax_c.semilogy(ls, np.exp(f.intercept + f.slope * ls), ":", color=color,
                           label=f"fit over the linear layers, $R^2$ = {f.r2:.3f}")
-    ax_c.set(xlabel="layer $l$", ylabel="$C_l$ (log scale)")
-    ax_d.set(xlabel="layer $l$", ylabel="$D_l$")
+    xlabel = "layer $l$ (open marker: outputs, $l = L$)" if any(
+        n.get("logits") for n in nets.values()) else "layer $l$"
+    ax_c.set(xlabel=xlabel, ylabel="$C_l$ (log scale)")
+    ax_d.set(xlabel=xlabel, ylabel="$D_l$")
     for ax in (ax_c, ax_d):
         ax.legend(fontsize=7)
     return fig, [ax_c, ax_d]

@@ -1,4 +1,4 @@
-"""Transfer learning with a projection head: the book's toy version of the paper's Figure 8.
+"""Transfer learning with a projection head: a toy version of the paper's figure F8.
 
 The paper pre-trains a feature extractor with a projection head of ``m = 1..5`` layers,
 discards the head, and transfers the extractor to another task with a linear probe; it
@@ -19,7 +19,11 @@ experiment. The design here is the book's reconstruction, small enough for a CPU
   ``alpha``, mini-batch SGD with momentum, weight decay and a cosine schedule.
 - **Transfer.** The head is discarded; a closed-form ridge linear probe
   (:func:`pncutils.metrics.linear_probe_accuracy`) is fitted on the extractor's features
-  of target-class *training* images and evaluated on target-class *test* images.
+  of target-class *training* images and evaluated on target-class *test* images. Its ridge
+  is chosen by k-fold cross-validation on those training images alone
+  (:func:`cv_probe_ridge`), for every probe, the raw-pixel reference included: a fixed
+  small ridge leaves the raw-pixel probe near its interpolation peak (``N`` close to the
+  784 pixels), which would flatter the extractor.
 - **Geometry.** ``C``, ``D`` and NC1 of the extractor's features on source and on target
   images, and ``C`` through the head, layer by layer (:func:`transfer_metrics`).
 
@@ -29,12 +33,13 @@ Every seed draws its own initialisation and mini-batch order (the images are the
 References
 ----------
 Wang et al., "Understanding deep representation learning via layerwise feature compression
-and discrimination", arXiv:2311.02960 (Figure 8 of the authors' project page).
+and discrimination", arXiv:2311.02960 (the projection-head figure of the authors' project page).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -51,6 +56,9 @@ __all__ = [
     "select_classes",
     "build_network",
     "extract_features",
+    "PROBE_RIDGE_GRID",
+    "cv_probe_ridge",
+    "probe_accuracy",
     "transfer_metrics",
     "run_experiment",
     "summary_table",
@@ -59,8 +67,8 @@ __all__ = [
     "geometric_head_rate",
 ]
 
-#: The paper's Figure 8, read off the authors' figure (about +-3% of the axis range):
-#: transfer accuracy (%) and C of the extractor's features for heads of 1..5 layers.
+#: The paper's projection-head figure (F8), read off the authors' figure (about +-3% of the
+#: axis range): transfer accuracy (%) and C of the extractor's features for heads of 1..5 layers.
 PAPER_F8: dict[str, list[float]] = {
     "head_layers": [1, 2, 3, 4, 5],
     "transfer_acc": [60.05, 64.65, 65.6, 66.3, 67.15],
@@ -82,7 +90,9 @@ _COMMON = dict(
     weight_decay=1e-4,
     batch_size=128,
     min_lr_ratio=0.01,  # cosine floor lr/100
-    probe_ridge=1e-3,  # ridge of the transfer probe, relative to the feature scale
+    # ridge of every linear probe, relative to the feature scale: "cv" = chosen per probe by
+    # 5-fold cross-validation on its training set over PROBE_RIDGE_GRID; a number = fixed
+    probe_ridge="cv",
     eval_batch_size=4096,
     seed=0,  # seeds seed, seed + 1, ...: initialisation and mini-batch order
 )
@@ -265,13 +275,179 @@ def extract_features(
     return [torch.cat(parts) for parts in out]
 
 
+#: The relative ridges :func:`cv_probe_ridge` chooses from by default: one per decade.
+PROBE_RIDGE_GRID: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+def _check_probe_ridge(probe_ridge: Any) -> float | str:
+    """``probe_ridge`` as a float >= 0 (a fixed ridge) or the string ``"cv"``."""
+    if isinstance(probe_ridge, str):
+        if probe_ridge != "cv":
+            raise ValueError(f'probe_ridge must be a number >= 0 or "cv", got {probe_ridge!r}')
+        return probe_ridge
+    if isinstance(probe_ridge, bool) or not isinstance(probe_ridge, numbers.Real):
+        raise ValueError(f'probe_ridge must be a number >= 0 or "cv", got {probe_ridge!r}')
+    return check_float(probe_ridge, "probe_ridge", minimum=0.0)
+
+
+def cv_probe_ridge(
+    H: Any,
+    y: Any,
+    ridges: Sequence[float] = PROBE_RIDGE_GRID,
+    folds: int = 5,
+    num_classes: int | None = None,
+    return_scores: bool = False,
+) -> float | tuple[float, list[float]]:
+    """The ridge of a linear probe, chosen by k-fold cross-validation on its training set.
+
+    For every relative ridge in `ridges` the probe of
+    :func:`pncutils.metrics.linear_probe_accuracy` (same centring, same
+    ``lambda = ridge * tr(H_c^T H_c) / D`` computed on each fold's training part) is fitted
+    on ``folds - 1`` folds and scored on the held-out fold; the ridge with the highest
+    pooled held-out accuracy wins, ties going to the lower held-out squared error of the
+    probe's outputs (then to the first in `ridges`). Only ``(H, y)`` is seen: pass the
+    probe's *training* set, never its test set.
+
+    The folds are deterministic and stratified: the ``i``-th sample of class ``k`` (in the
+    order of `H`) goes to fold ``i mod folds``. Each fold costs one eigendecomposition of a
+    Gram matrix of size ``min(n, D)``, shared by the whole grid.
+
+    Parameters
+    ----------
+    H : Tensor or ndarray, shape (N, D)
+        Training features of the probe.
+    y : Tensor or ndarray, shape (N,)
+        Training labels in ``[0, K)``.
+    ridges : sequence of float, default :data:`PROBE_RIDGE_GRID`
+        Candidate relative ridges (``>= 0``, at least one).
+    folds : int, default 5
+        Number of folds, ``>= 2``; every class needs at least `folds` samples.
+    num_classes : int, optional
+        K; inferred as ``y.max() + 1`` when omitted.
+    return_scores : bool, default False
+        Also return the pooled held-out accuracy of every ridge.
+
+    Returns
+    -------
+    float, or (float, list of float)
+        The chosen ridge (an element of `ridges`), and with ``return_scores=True`` the
+        held-out accuracies in the order of `ridges`.
+
+    Examples
+    --------
+    One informative direction among 90, and 100 samples: the nearly unregularised probe
+    interpolates the noise, a larger ridge generalises.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> y = torch.arange(100) % 2
+    >>> H = torch.randn(100, 90, generator=g)
+    >>> H[:, 0] += 2.0 * y
+    >>> cv_probe_ridge(H, y, ridges=[1e-6, 1.0], return_scores=True)
+    (1.0, [0.65, 0.79])
+    """
+    from pncutils._checks import check_features, check_labels
+
+    H = check_features(H)
+    y, K = check_labels(y, H.shape[0], num_classes, device=H.device)
+    folds = check_int(folds, "folds", minimum=2)
+    if isinstance(ridges, str | bytes) or not isinstance(ridges, Sequence | Tensor):
+        raise ValueError(f"ridges must be a sequence of numbers, got {ridges!r}")
+    grid = [check_float(r, "ridges", minimum=0.0) for r in ridges]
+    if not grid:
+        raise ValueError("ridges is empty")
+    onehot = torch.nn.functional.one_hot(y, K).to(H.dtype)  # (N, K)
+    counts = onehot.sum(0)
+    small = [(k, int(c)) for k, c in enumerate(counts.tolist()) if c < folds]
+    if small:
+        raise ValueError(f"cross-validation with folds={folds} needs at least {folds} samples "
+                         f"of every class; class {small[0][0]} has {small[0][1]}")
+    # stratified folds by position within the class: no RNG
+    rank = (onehot.cumsum(0)[torch.arange(H.shape[0], device=H.device), y] - 1).long()
+    fold = rank % folds
+    lam_rel = torch.tensor(grid, dtype=H.dtype, device=H.device)  # (R,)
+    correct = torch.zeros(len(grid), dtype=H.dtype, device=H.device)
+    sq_err = torch.zeros(len(grid), dtype=H.dtype, device=H.device)
+    eps = torch.finfo(H.dtype).eps
+    for f in range(folds):
+        held = fold == f
+        A, Yf = H[~held], onehot[~held]
+        mean, Y_mean = A.mean(0), Yf.mean(0)
+        Ac, Yc = A - mean, Yf - Y_mean
+        V = H[held] - mean  # held-out features, centred like the fit
+        n, D = Ac.shape
+        if n >= D:  # primal: W = U diag(1/(e+lam)) U^T Ac^T Yc with Ac^T Ac = U diag(e) U^T
+            e, U = torch.linalg.eigh(Ac.T @ Ac)
+            P, B = V @ U, U.T @ (Ac.T @ Yc)
+        else:  # dual: W = Ac^T U diag(1/(e+lam)) U^T Yc with Ac Ac^T = U diag(e) U^T
+            e, U = torch.linalg.eigh(Ac @ Ac.T)
+            P, B = (V @ Ac.T) @ U, U.T @ Yc
+        e = e.clamp(min=0.0)
+        lam = lam_rel * float((Ac * Ac).sum()) / D
+        denom = e[None, :] + lam[:, None]  # (R, r)
+        tol = float(e.max()) * max(n, D) * eps  # lam = 0: a pseudo-inverse
+        inv = torch.where(denom > tol, denom.reciprocal(), torch.zeros_like(denom))
+        out = P @ (inv[:, :, None] * B) + Y_mean  # (R, n_held, K): every ridge at once
+        target = onehot[held]
+        correct += (out.argmax(2) == y[held]).sum(1).to(H.dtype)
+        sq_err += ((out - target) ** 2).sum((1, 2))
+    acc = (correct / H.shape[0]).tolist()
+    err = sq_err.tolist()
+    best = max(range(len(grid)), key=lambda i: (acc[i], -err[i], -i))
+    return (grid[best], acc) if return_scores else grid[best]
+
+
+def probe_accuracy(
+    H: Any,
+    y: Any,
+    H_test: Any,
+    y_test: Any,
+    probe_ridge: float | str = "cv",
+) -> tuple[float, float]:
+    """Test accuracy of the ridge probe, with a fixed or a cross-validated ridge.
+
+    Parameters
+    ----------
+    H, y : shapes (N, D) and (N,)
+        Training features and labels of the probe.
+    H_test, y_test : shapes (M, D) and (M,)
+        Test features and labels (used only to score the fitted probe).
+    probe_ridge : float or "cv", default "cv"
+        A relative ridge ``>= 0`` (see :func:`pncutils.metrics.linear_probe_accuracy`), or
+        ``"cv"``: chosen by :func:`cv_probe_ridge` on ``(H, y)`` over
+        :data:`PROBE_RIDGE_GRID` with 5 folds.
+
+    Returns
+    -------
+    accuracy : float
+        Test accuracy of the probe fitted on all of ``(H, y)``.
+    ridge : float
+        The ridge used.
+
+    Examples
+    --------
+    >>> H = torch.tensor([[0.], [1.], [4.], [5.]]); y = torch.tensor([0, 0, 1, 1])
+    >>> probe_accuracy(H, y, H, y, probe_ridge=1e-3)
+    (1.0, 0.001)
+    >>> probe_accuracy(H, y, H, y, probe_ridge="auto")
+    Traceback (most recent call last):
+    ...
+    ValueError: probe_ridge must be a number >= 0 or "cv", got 'auto'
+    """
+    from pncutils.metrics import linear_probe_accuracy
+
+    ridge = _check_probe_ridge(probe_ridge)
+    if ridge == "cv":
+        ridge = cv_probe_ridge(H, y, ridges=PROBE_RIDGE_GRID)  # the grid as it is now
+    return linear_probe_accuracy(H, y, H_test, y_test, ridge=ridge), ridge
+
+
 def transfer_metrics(
     model: nn.Module,
     backbone_depth: int,
     source: tuple[Any, Any],
     target_train: tuple[Any, Any],
     target_test: tuple[Any, Any],
-    probe_ridge: float = 1e-3,
+    probe_ridge: float | str = "cv",
     batch_size: int = 4096,
 ) -> dict[str, Any]:
     """Transfer accuracy and geometry of a pre-trained extractor (the head discarded).
@@ -279,8 +455,9 @@ def transfer_metrics(
     With ``H = model.features(x)[backbone_depth]`` the extractor's features:
 
     - ``transfer_acc``: a closed-form ridge probe with bias, fitted on ``H`` of the target
-      training images and evaluated on the target test images
-      (:func:`pncutils.metrics.linear_probe_accuracy`);
+      training images and evaluated on the target test images (:func:`probe_accuracy`);
+      ``probe_ridge``: its ridge (cross-validated on the target training images alone
+      with ``probe_ridge="cv"``);
     - ``compression_source`` / ``_target`` (``C = tr Σ_W / tr Σ_B``),
       ``discrimination_*`` (``D``) and ``nc1_*`` of ``H`` on the source training images and
       on the target training images (float64, :mod:`pncutils.metrics`);
@@ -289,7 +466,7 @@ def transfer_metrics(
       excluded);
     - ``head_transfer_acc``: the same probe fitted on each of these layers instead of the
       extractor's output (``m`` values; the first is ``transfer_acc``): what keeping the
-      head would give.
+      head would give; ``head_probe_ridge``: their ridges.
 
     Parameters
     ----------
@@ -299,17 +476,18 @@ def transfer_metrics(
         Index of the extractor's output in ``model.features``.
     source, target_train, target_test : pairs ``(X (N, D_in), y (N,))``
         Source training data, and target-class training and test data (labels ``0..K'-1``).
-    probe_ridge : float, default 1e-3
-        Ridge of the probe, relative to the mean squared feature scale.
+    probe_ridge : float or "cv", default "cv"
+        Ridge of every probe, relative to the mean squared feature scale, or ``"cv"``:
+        chosen per probe by :func:`cv_probe_ridge` on the target training features.
     batch_size : int, default 4096
 
     Returns
     -------
     dict
-        ``transfer_acc``, ``compression_source``, ``compression_target``,
+        ``transfer_acc``, ``probe_ridge``, ``compression_source``, ``compression_target``,
         ``discrimination_source``, ``discrimination_target``, ``nc1_source``,
-        ``nc1_target`` (floats), ``head_compression`` and ``head_transfer_acc`` (lists of
-        ``m`` floats).
+        ``nc1_target`` (floats), ``head_compression``, ``head_transfer_acc`` and
+        ``head_probe_ridge`` (lists of ``m`` floats).
 
     Examples
     --------
@@ -323,7 +501,7 @@ def transfer_metrics(
     from pncutils import metrics
 
     b = check_int(backbone_depth, "backbone_depth", minimum=1)
-    probe_ridge = check_float(probe_ridge, "probe_ridge", minimum=0.0)
+    probe_ridge = _check_probe_ridge(probe_ridge)
     depth = getattr(model, "depth", None)
     if depth is None or b >= depth:
         raise ValueError(f"backbone_depth must be < the model's depth {depth}, got {b}")
@@ -338,10 +516,12 @@ def transfer_metrics(
     Hs, Ht = head[0], head_t[0]
     ys, yt, ye = (as_tensor(v, "y").to(H.device)
                   for v, H in ((ys, Hs), (yt, Ht), (ye, head_e[0])))
-    accs = [metrics.linear_probe_accuracy(A, yt, B, ye, ridge=probe_ridge)
-            for A, B in zip(head_t, head_e, strict=True)]
+    probes = [probe_accuracy(A, yt, B, ye, probe_ridge)
+              for A, B in zip(head_t, head_e, strict=True)]
+    accs, ridges = [p[0] for p in probes], [p[1] for p in probes]
     return {
         "transfer_acc": accs[0],
+        "probe_ridge": ridges[0],
         "compression_source": metrics.compression(Hs, ys),
         "compression_target": metrics.compression(Ht, yt),
         "discrimination_source": metrics.discrimination(Hs, ys),
@@ -350,6 +530,7 @@ def transfer_metrics(
         "nc1_target": metrics.nc1(Ht, yt),
         "head_compression": [metrics.compression(H, ys) for H in head],
         "head_transfer_acc": accs,
+        "head_probe_ridge": ridges,
     }
 
 
@@ -399,8 +580,9 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     -------
     dict
         JSON-serialisable: ``seeds``, data sizes, ``raw_pixel_transfer_acc`` (the probe on
-        the raw target pixels, for reference), ``per_seed`` (one record per ``(m, seed)``),
-        ``summary`` (per ``m``: ``<metric>_mean`` / ``<metric>_std`` lists over the seeds, and
+        the raw target pixels, for reference) and its ``raw_pixel_probe_ridge``,
+        ``per_seed`` (one record per ``(m, seed)``), ``summary`` (per ``m``:
+        ``<metric>_mean`` / ``<metric>_std`` lists over the seeds, and
         ``head_compression_mean`` / ``_std``: per ``m`` the list ``[C_b, ..., C_{L-1}]``),
         ``head_transfer_acc_mean``: per ``m`` the mean probe accuracy of every layer from
         the extractor's output on), and ``wall_time_s`` (data, training and analysis).
@@ -415,7 +597,6 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     ([1, 2], [1, 2])
     """
     from pncutils.data import load_dataset
-    from pncutils.metrics import linear_probe_accuracy
     from pncutils.training import TrainConfig, train
 
     if not isinstance(cfg, Config):
@@ -438,7 +619,8 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     src_test = select_classes(X_test, y_test, cfg.source_classes, cfg.source_test_per_class)
     del X, y, X_test, y_test
     K = len(cfg.source_classes)
-    raw = linear_probe_accuracy(tgt[0], tgt[1], tgt_test[0], tgt_test[1], ridge=cfg.probe_ridge)
+    # the reference: the same probe on the raw target pixels, its ridge chosen the same way
+    raw, raw_ridge = probe_accuracy(tgt[0], tgt[1], tgt_test[0], tgt_test[1], cfg.probe_ridge)
     data_s = time.perf_counter() - t_start
 
     per_seed: list[dict[str, Any]] = []
@@ -488,6 +670,7 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
         "num_target_test": int(tgt_test[0].shape[0]),
         "num_source_test": int(src_test[0].shape[0]),
         "raw_pixel_transfer_acc": raw,
+        "raw_pixel_probe_ridge": raw_ridge,
         "per_seed": per_seed,
         "summary": summary,
         "wall_time_s": {"data": data_s, "train": train_s, "analysis": analysis_s,

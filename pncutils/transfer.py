@@ -783,12 +783,13 @@ def plot_transfer(
                            label=f"{prefix}pre-trained extractor")
     color = line[0].get_color()
     if r.get("raw_pixel_transfer_acc") is not None:
-        ax_acc.axhline(100 * r["raw_pixel_transfer_acc"], color=color, ls=":", lw=1,
-                       label=f"{prefix}raw pixels")
+        ax_acc.axhline(100 * r["raw_pixel_transfer_acc"], color=color, ls=":", lw=1.2,
+                       label=f"{prefix}raw pixels (same probe)")
+        ax_acc.margins(y=0.3)  # room for the legend below the points, the line off the frame
     ax_acc.set_xlabel("head layers $m$")
     ax_acc.set_ylabel("transfer accuracy (%), target test set")
     ax_acc.set_xticks(m)
-    ax_acc.legend(fontsize=8)
+    ax_acc.legend(fontsize=8, loc="lower center")
     for kind, ls in (("source", "-"), ("target", "--")):
         ax_c.errorbar(m, s[f"compression_{kind}_mean"], yerr=s[f"compression_{kind}_std"],
                       marker=marker, ls=ls, color=color, capsize=3,

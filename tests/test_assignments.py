@@ -162,6 +162,9 @@ def graded(built, tmp_path_factory):
         jobs[name, "master"] = (zip_path, solution)
         jobs[name, "correct"] = (zip_path, fill_student_notebook(
             student, masters[name], work / "correct.ipynb"))
+        blank = work / "blank.ipynb"  # the student notebook as handed out, nothing answered
+        shutil.copy(student, blank)
+        jobs[name, "blank"] = (zip_path, blank)
         for label, mistake in MISTAKES[name].items():
             jobs[name, label] = (zip_path, fill_student_notebook(
                 student, masters[name], work / f"{label}.ipynb", mistake))
@@ -288,6 +291,32 @@ def test_correct_submission_scores_full_marks(graded, built, name):
     score, maximum = total(graded[name, "correct"])
     assert maximum == built[1][name]["autograded_points"]
     assert score == maximum, graded[name, "correct"]
+
+
+@needs_otter
+@pytest.mark.parametrize("name", NAMES)
+def test_blank_submission_scores_nothing(graded, name):
+    score, maximum = total(graded[name, "blank"])
+    assert maximum > 0 and score == 0, graded[name, "blank"]
+
+
+#: The totals that book/instructors.md quotes for the wrong submissions.
+EXPECTED_WRONG = {
+    ("hw01_metrics", "sigma_w_over_n_minus_1"): 13,
+    ("hw01_metrics", "centred_means_in_D"): 18,
+    ("hw01_metrics", "calls_pncutils_metrics"): 22,
+    ("hw02_construction", "forgot_alpha"): 17,
+    ("hw03_hybrid", "linear_part_off_by_one"): 7,
+}
+
+
+@needs_otter
+def test_instructors_page_quotes_the_measured_scores(graded):
+    page = (ROOT / "book" / "instructors.md").read_text()
+    for (name, label), expected in EXPECTED_WRONG.items():
+        score, maximum = total(graded[name, label])
+        assert score == expected, (name, label, graded[name, label])
+        assert f"| {score:g} / {maximum:g} |" in page, (name, label)
 
 
 @needs_otter

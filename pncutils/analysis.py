@@ -21,15 +21,16 @@ pncutils.metrics : the metrics on full feature matrices, which these functions a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from pncutils._checks import as_tensor, check_features, check_float, check_int, check_labels
-from pncutils.metrics import LayerTable, LayerwiseStats
+from pncutils.metrics import LayerTable, LayerwiseStats, linear_fit
 
-__all__ = ["REPORT_COLUMNS", "layer_report", "pca_projection"]
+__all__ = ["REPORT_COLUMNS", "layer_report", "pca_projection", "floor_fit"]
 
 #: Columns of :func:`layer_report` (``probe_test_acc`` is appended when test data are given).
 REPORT_COLUMNS = (
@@ -377,3 +378,68 @@ def pca_projection(H: Any, num_components: int = 2) -> Tensor:
     out = Hc @ V
     out[out == 0] = 0.0  # no negative zeros in printed output
     return out
+
+
+def floor_fit(
+    compression: Any, floor: float, layers: Any | None = None, tol: float = 0.02
+) -> dict[str, Any]:
+    """Geometric decay of ``C_l`` towards a floor: least squares of ``log(C_l - floor)`` on ``l``.
+
+    When a network does not interpolate, its linear layers shrink the within-class spread
+    outside the directions they pass on geometrically, while the part inside them reaches the
+    outputs unchanged (chapter 5): ``C_l ~ floor + A rho^l`` with ``floor`` the outputs' ``C_L``.
+    Layers already on the floor (``C_l <= (1 + tol) floor``, where the excess is lost in the
+    noise) are left out of the fit.
+
+    Parameters
+    ----------
+    compression : sequence or Tensor, shape (P,)
+        ``C_l`` of the layers to describe (e.g. the linear layers of a hybrid network).
+    floor : float
+        The floor, ``>= 0`` (``C_L`` of the outputs; ``0`` gives the plain fit of ``log C_l``).
+    layers : sequence, shape (P,), optional
+        The layer indices ``l``; ``0, 1, ...`` when omitted.
+    tol : float, default 0.02
+        Relative margin above the floor below which a layer counts as on the floor.
+
+    Returns
+    -------
+    dict
+        ``layers`` (those fitted), ``excess`` (``C_l - floor`` there), ``slope``,
+        ``intercept``, ``r2`` and ``rate = exp(slope)``, the per-layer factor of the excess.
+
+    Raises
+    ------
+    ValueError
+        Fewer than three layers above the floor, mismatched lengths, or a negative floor.
+
+    Examples
+    --------
+    >>> C = [0.5 + 8.0 * 0.25**l for l in range(5)]  # floor 0.5, rate 0.25
+    >>> f = floor_fit(C, 0.5)
+    >>> f["layers"], round(f["rate"], 12), round(f["r2"], 12)
+    ([0, 1, 2, 3, 4], 0.25, 1.0)
+    >>> floor_fit([2.0, 1.0, 0.51, 0.5], 0.5)["layers"]  # the last two sit on the floor
+    Traceback (most recent call last):
+    ...
+    ValueError: only 2 layer(s) lie above 1.02 x the floor 0.5: a fit needs three
+    """
+    C = as_tensor(compression, "compression").to("cpu", torch.float64).reshape(-1)
+    if layers is None:
+        idx = list(range(C.numel()))
+    else:
+        idx = [int(v) for v in (layers.tolist() if hasattr(layers, "tolist") else list(layers))]
+    if len(idx) != C.numel():
+        raise ValueError(f"compression has {C.numel()} values but layers has {len(idx)}")
+    floor = check_float(floor, "floor", minimum=0.0)
+    tol = check_float(tol, "tol", minimum=0.0)
+    keep = [i for i in range(C.numel()) if float(C[i]) > (1.0 + tol) * floor]
+    if len(keep) < 3:
+        raise ValueError(
+            f"only {len(keep)} layer(s) lie above {1 + tol:g} x the floor {floor:g}: "
+            "a fit needs three"
+        )
+    excess = [float(C[i]) - floor for i in keep]
+    fit = linear_fit([idx[i] for i in keep], torch.log(torch.tensor(excess, dtype=torch.float64)))
+    return {"layers": [idx[i] for i in keep], "excess": excess, "slope": fit.slope,
+            "intercept": fit.intercept, "r2": fit.r2, "rate": math.exp(fit.slope)}

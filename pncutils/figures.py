@@ -15,6 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from pncutils.analysis import floor_fit
 from pncutils.metrics import LayerTable, linear_fit
 from pncutils.plotting import COLORS
 
@@ -153,10 +154,11 @@ def plot_compression_discrimination(
 ) -> tuple[Any, list[Any]]:
     """Figure 5: ``C_l`` (log scale) and ``D_l`` per layer ``l >= 1``, hybrid and MLP.
 
-    With ``fit=True`` a dotted line shows the least-squares fit of ``log C_l`` over the
-    hybrid's linear part (``l = num_nonlinear .. L-1``) and the legend gives its R². When a
-    network's results hold ``logits`` (its outputs' ``C_L`` and ``D_L``), an open marker at
-    ``l = L`` shows them: the floor of ``C_l`` of chapter 5.
+    With ``fit=True`` a dotted line shows a least-squares fit over the hybrid's linear part
+    (``l = num_nonlinear .. L-1``) and the legend gives its R²: of ``log(C_l - C_L)``
+    (:func:`pncutils.analysis.floor_fit`, geometric decay towards the floor ``C_L``) when
+    the results hold the outputs' ``C_L``, else of ``log C_l``. The outputs' ``C_L`` and
+    ``D_L``, when present (``logits``), are drawn as open markers at ``l = L``.
 
     Parameters
     ----------
@@ -206,9 +208,19 @@ def plot_compression_discrimination(
         if fit and name == "hybrid":
             first = nets[name]["num_nonlinear"]
             ls = t.layer.numpy()[first:]
-            f = linear_fit(ls, np.log(t.compression.numpy()[first:]))
-            ax_c.semilogy(ls, np.exp(f.intercept + f.slope * ls), ":", color=color,
-                          label=f"fit over the linear layers, $R^2$ = {f.r2:.3f}")
+            C_lin = t.compression.numpy()[first:]
+            try:  # geometric decay towards the floor C_L (chapter 5), when it is known
+                ff = floor_fit(C_lin, out["compression"], ls) if out else None
+            except ValueError:  # fewer than three layers above the floor
+                ff = None
+            if ff is not None:
+                ax_c.semilogy(ls, out["compression"] + np.exp(ff["intercept"] + ff["slope"] * ls),
+                              ":", color=color, label=r"fit $C_L + A\rho^l$ over the linear "
+                              f"layers, $R^2$ = {ff['r2']:.3f}")
+            else:
+                f = linear_fit(ls, np.log(C_lin))
+                ax_c.semilogy(ls, np.exp(f.intercept + f.slope * ls), ":", color=color,
+                              label=f"fit over the linear layers, $R^2$ = {f.r2:.3f}")
     xlabel = "layer $l$ (open marker: outputs, $l = L$)" if any(
         n.get("logits") for n in nets.values()) else "layer $l$"
     ax_c.set(xlabel=xlabel, ylabel="$C_l$ (log scale)")

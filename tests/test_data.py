@@ -38,6 +38,15 @@ from pncutils.data import (
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
+# the published per-channel normalisation constants (pixels scaled to [0, 1]), written out
+# here rather than read from DATASETS: MNIST and FashionMNIST are the usual
+# transforms.Normalize values, CIFAR-10 (R, G, B) the reference code's
+MEAN_STD = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+}
+
 
 # ----------------------------------------------------------------------------------------
 # fixtures and file writers
@@ -196,17 +205,26 @@ def test_orthogonal_perturbation_has_requested_frobenius_norm(perturbation):
 
 
 def test_orthogonal_near_orthogonality_matches_paper_sizes():
-    """Paper §1.1 (N=30, d=50, K=3): max|‖x‖²−1| ≈ 0.16, max off-diagonal ≈ 0.125."""
+    """Paper §1.1 (N=30, d=50, K=3): max|‖x‖²−1| ≈ 0.16, max off-diagonal ≈ 0.125.
+
+    The paper's numbers are one draw. Entries of Δ have standard deviation 1/sqrt(Nd), so
+    the diagonal of X Xᵀ − I is about 1/30 + N(0, 4/1500) and an off-diagonal entry about
+    N(0, 2/1500): the maxima average ≈ 0.14 and ≈ 0.12 (over 400 seeds: 0.139 ± 0.024 and
+    0.117 ± 0.013 per draw; 20-seed means within 0.129–0.154 and 0.111–0.121).
+    """
     norms, offs = [], []
-    for seed in range(5):
+    for seed in range(20):
         X, _ = orthogonal_dataset(
             3, 10, 50, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
         )
         G = X @ X.T
         norms.append((G.diagonal() - 1).abs().max().item())
         offs.append((G - torch.diag(G.diagonal())).abs().max().item())
-    assert 0.03 < np.mean(norms) < 0.4
-    assert 0.03 < np.mean(offs) < 0.4
+    assert 0.12 < np.mean(norms) < 0.16
+    assert 0.105 < np.mean(offs) < 0.13
+    # the paper's draw is a typical one
+    assert min(norms) < 0.16 < max(norms)
+    assert min(offs) < 0.125 < max(offs)
 
 
 def test_orthogonal_dim_smaller_than_samples_has_orthonormal_columns(generator):
@@ -309,11 +327,12 @@ def test_one_hot():
 def test_idx_values_shapes_and_order(tmp_path, name):
     write_default_idx(tmp_path / "d")
     X, y = load_dataset(name, root=tmp_path / "d")
-    info = DATASETS[name]
+    (mean,), (std,) = MEAN_STD[name]
+    assert DATASETS[name].mean == (mean,) and DATASETS[name].std == (std,)
     assert X.shape == (12, 784) and X.dtype == torch.float32
     assert y.dtype == torch.int64 and y.tolist() == IDX_LABELS.tolist()
     raw = (20 * np.arange(12)) % 256
-    expected = (raw / 255 - info.mean[0]) / info.std[0]
+    expected = (raw / 255 - mean) / std
     torch.testing.assert_close(
         X, torch.tensor(expected, dtype=torch.float32)[:, None].expand(12, 784)
     )
@@ -478,7 +497,8 @@ def test_load_dataset_argument_errors(kwargs, match):
 
 
 def _check_cifar(X, y, split="train"):
-    mean, std = DATASETS["cifar10"].mean, DATASETS["cifar10"].std
+    mean, std = MEAN_STD["cifar10"]
+    assert DATASETS["cifar10"].mean == mean and DATASETS["cifar10"].std == std
     if split == "train":
         assert X.shape == (10, 3072)
         assert y.tolist() == sum(CIFAR_TRAIN_LABELS, [])

@@ -197,8 +197,15 @@ def test_features_equal_to_class_means_give_zero_compression():
 def test_orthogonal_class_means_give_unit_discrimination():
     y = torch.arange(4).repeat_interleave(3)
     H = torch.eye(4)[y] * torch.tensor([1.0, 2.0, 3.0, 4.0])  # orthogonal, unequal norms
-    H = H + 0.1 * torch.randn(12, 4, generator=torch.Generator().manual_seed(0)) * 0
     assert M.discrimination(H, y) == 1.0
+    # within-class noise that averages to zero in each class leaves the means, hence D, alone
+    noise = 0.3 * torch.randn(12, 4, generator=torch.Generator().manual_seed(0),
+                              dtype=torch.float64)
+    noise = noise - noise.view(4, 3, 4).mean(1).repeat_interleave(3, 0)
+    assert noise.abs().max() > 0.1  # not dead
+    Hn = H.double() + noise
+    assert M.compression(Hn, y) > 0.01
+    assert M.discrimination(Hn, y) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_two_class_one_dimensional_case_worked_by_hand():

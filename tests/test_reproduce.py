@@ -9,10 +9,11 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from pncutils import reproduce
+from pncutils import reproduce, training
 from pncutils.config import Config
 from pncutils.data import DatasetNotFoundError, load_dataset
 from pncutils.reproduce import (
@@ -43,8 +44,25 @@ def _fashion_mnist_missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def fig4_path(tmp_path_factory):
-    return run("fig4", "quick", device="cpu", out_dir=tmp_path_factory.mktemp("fig4"))
+def fig4_run(tmp_path_factory):
+    """The quick fig4 run, and the networks and data that its train_many call trained."""
+    trained = {}
+    real = training.train_many
+
+    def spy(models, X, y, cfg, device=None):
+        hists = real(models, X, y, cfg, device)
+        trained.update(models=list(models), X=X, y=y, hists=hists)
+        return hists
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training, "train_many", spy)
+        path = run("fig4", "quick", device="cpu", out_dir=tmp_path_factory.mktemp("fig4"))
+    return path, trained
+
+
+@pytest.fixture(scope="module")
+def fig4_path(fig4_run):
+    return fig4_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +76,19 @@ def hybrid_path(tmp_path_factory):
 @pytest.fixture(params=["fig4", "hybrid"])
 def result_path(request):
     return request.getfixturevalue(f"{request.param}_path")
+
+
+def _line(x, y):
+    """numpy least-squares line: (slope, intercept, R^2)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    slope, intercept = np.polyfit(x, y, 1)
+    res = y - (slope * x + intercept)
+    return slope, intercept, 1.0 - (res @ res) / ((y - y.mean()) @ (y - y.mean()))
+
+
+def _rate(v):
+    """Mean per-layer ratio of positive values: (v_last / v_first)^(1 / (P - 1))."""
+    return (v[-1] / v[0]) ** (1.0 / (len(v) - 1))
 
 
 def _no_nan(text: str) -> dict:
@@ -183,7 +214,8 @@ def test_the_seed_enters_the_config_the_hash_and_the_file_name(tmp_path, fig4_pa
 # ----------------------------------------------------------------------------------------
 
 
-def test_fig4_results(fig4_path):
+def test_fig4_results(fig4_run):
+    fig4_path, trained = fig4_run
     r = load_result(fig4_path)["results"]
     cfg = EXPERIMENTS["fig4"].scales["quick"]
     assert r["seeds"] == list(range(cfg.num_seeds))
@@ -197,6 +229,50 @@ def test_fig4_results(fig4_path):
         assert len(p["predicted"]["compression"]) == cfg.depth
         assert p["final_loss"] < cfg.loss_threshold
         assert len(p["loss_curve"]["loss"]) == p["epochs_run"]
+    # the derived fields, recomputed from the per-seed tables with numpy
+    L, layers = cfg.depth, list(range(1, cfg.depth))
+    measured, predicted = [], []
+    for p in r["per_seed"]:
+        C, D = p["measured"]["compression"], p["measured"]["discrimination"]
+        Cp, Dp = p["predicted"]["compression"], p["predicted"]["discrimination"]
+        measured.append(_rate(C[1:]))
+        predicted.append(_rate(Cp[1:]))
+        assert p["measured_rate"] == pytest.approx(measured[-1], rel=1e-9)
+        assert p["predicted_rate"] == pytest.approx(predicted[-1], rel=1e-9)
+        slope, intercept, r2 = _line(layers, D[1:])
+        assert p["discrimination_fit"]["slope"] == pytest.approx(slope, rel=1e-8)
+        assert p["discrimination_fit"]["intercept"] == pytest.approx(intercept, rel=1e-8)
+        assert p["discrimination_fit"]["r2"] == pytest.approx(r2, rel=1e-8)
+        assert p["predicted_discrimination_slope"] == pytest.approx(
+            _line(layers, Dp[1:])[0], rel=1e-8)
+        slope, intercept, r2 = _line(range(L), np.log(C))
+        assert p["log_compression_fit"] == pytest.approx(
+            {"slope": slope, "intercept": intercept, "r2": r2}, rel=1e-8)
+        assert p["discrimination_max_abs_error"] == pytest.approx(
+            np.abs(np.subtract(D[1:], Dp[1:])).max(), rel=1e-9)
+    assert s["measured_rate"]["mean"] == pytest.approx(np.mean(measured), rel=1e-12)
+    assert s["predicted_rate"]["mean"] == pytest.approx(np.mean(predicted), rel=1e-12)
+    assert s["predicted_rate"]["std"] == pytest.approx(np.std(predicted, ddof=1), rel=1e-9)
+    assert s["relative_error_measured_vs_predicted"] == pytest.approx(
+        np.mean(measured) / np.mean(predicted) - 1, rel=1e-9)
+    assert s["relative_error_measured_vs_ideal"] == pytest.approx(
+        np.mean(measured) / (cfg.init_scale**2 * (cfg.alpha**2 / cfg.num_per_class) ** (1 / L))
+        - 1, rel=1e-9)
+    # the weight diagnostics, from the trained networks' weights (captured in fig4_run)
+    assert len(trained["models"]) == cfg.num_seeds
+    for s_, p in enumerate(r["per_seed"]):
+        assert trained["hists"][s_].epochs_run == p["epochs_run"]
+        Ws = [W.detach().numpy() for W in trained["models"][s_].weights()]
+        X, y = trained["X"][s_].numpy(), trained["y"][s_].numpy()
+        Y = np.eye(cfg.num_classes)[y]  # (N, K) one-hot
+        W_star = Y.T @ np.linalg.pinv(X).T / cfg.alpha  # alpha^-1 Y^T (X^+)^T, (K, d)
+        prod = Ws[0]
+        for W in Ws[1:]:
+            prod = W @ prod
+        assert p["min_norm_residual"] == pytest.approx(np.linalg.norm(W_star - prod), rel=1e-8)
+        balance = np.mean([np.linalg.norm(B.T @ B - A @ A.T) / np.linalg.norm(A)
+                           for A, B in zip(Ws[:-1], Ws[1:], strict=True)])
+        assert p["balancedness"] == pytest.approx(balance, rel=1e-8)
 
 
 def test_hybrid_results(hybrid_path):
@@ -218,6 +294,36 @@ def test_hybrid_results(hybrid_path):
         assert [len(x) for x in pca["x"]] == [n] * len(cfg.pca_layers)
         assert all(len(f"{v:g}".lstrip("-").replace(".", "")) <= 9 for v in pca["x"][0])
         assert net["summary"]["fit_layers"] == list(range(cfg.hybrid_nonlinear, cfg.depth))
+        _check_deep_summary(net["summary"], layers, cfg.hybrid_nonlinear, cfg.depth - 1)
+
+
+def _check_deep_summary(summary, layers, first, last):
+    """The hybrid summary from the per-layer table, recomputed here."""
+    C, D = layers["compression"], layers["discrimination"]
+    rank, probe = layers["rank"], layers["probe_train_acc"]
+    fit = list(range(first, last + 1))
+    slope, intercept, r2 = _line(fit, np.log([C[i] for i in fit]))
+    best = max(probe[1:])  # the hidden layers, not the input
+    expected = {
+        "fit_layers": fit,
+        "compression_ratio_layer1_to_last": C[1] / C[last],
+        "compression_ratio_first_linear_to_last": C[first + 1] / C[last],
+        "compression_ratio_fit_start_to_last": C[first] / C[last],
+        "log_compression_fit": {"slope": slope, "intercept": intercept, "r2": r2,
+                                "rate": math.exp(slope)},
+        "discrimination_change_over_fit_layers": D[last] - D[first],
+        "discrimination_increasing_steps": int(np.sum(np.diff(D[first : last + 1]) > 0)),
+        "discrimination_max_layer": 1 + int(np.argmax(D[1:])),
+        "rank_layer1": rank[1],
+        "rank_last": rank[last],
+        "probe_train_acc_max": best,
+        "probe_saturation_layer": 1 + int(np.flatnonzero(np.array(probe[1:]) >= best - 0.01)[0]),
+    }
+    got = dict(summary)
+    assert got.pop("fit_layers") == expected.pop("fit_layers")
+    assert got.pop("log_compression_fit") == pytest.approx(
+        expected.pop("log_compression_fit"), rel=1e-8)
+    assert got == pytest.approx(expected, rel=1e-8)
 
 
 def test_subsample_curve():
@@ -325,6 +431,12 @@ def test_fig3b_summary_is_the_seed_average():
             (x - xm) ** 2 for x in range(L))
         assert p["log_compression_fit"]["rate"] == pytest.approx(math.exp(slope), rel=1e-9)
         assert p["layers"]["layer"] == list(range(L))
+        # D_l is fitted on the hidden layers 1..L-1 (the input's D_0 is left out)
+        d_slope, d_intercept, d_r2 = _line(range(1, L), p["layers"]["discrimination"][1:])
+        assert p["discrimination_fit"] == pytest.approx(
+            {"slope": d_slope, "intercept": d_intercept, "r2": d_r2}, rel=1e-8)
+    assert r["summary"]["discrimination_slope"]["mean"] == pytest.approx(
+        np.mean([p["discrimination_fit"]["slope"] for p in per]), rel=1e-12)
     # the network fits its 30 points and compresses (the figure's claim, loosely)
     assert r["summary"]["final_loss_max"] < 1e-3
     assert r["summary"]["compression_ratio_first_to_last"] > 2

@@ -159,6 +159,15 @@ def test_diagnostics():
     assert 0.05 < T.orthogonality_gap(X) < 0.5
     assert T.orthogonality_gap(X, "spectral") <= T.orthogonality_gap(X, "fro") + 1e-12
     assert T.orthogonality_gap(X, "max") <= T.orthogonality_gap(X, "spectral") + 1e-12
+    Xn = X.numpy()
+    E = Xn @ Xn.T - np.eye(30)
+    assert T.orthogonality_gap(X, "max") == pytest.approx(np.abs(E).max(), rel=1e-12)
+    assert T.orthogonality_gap(X, "spectral") == pytest.approx(np.linalg.norm(E, 2), rel=1e-12)
+    assert T.orthogonality_gap(X, "fro") == pytest.approx(np.linalg.norm(E), rel=1e-12)
+    # the largest entry in absolute value is negative: X X^T - I = [[0, -1], [-1, 0.25]]
+    Xneg = np.array([[1.0, 0.0], [-1.0, 0.5]])
+    assert np.abs(Xneg @ Xneg.T - np.eye(2)).max() == 1.0
+    assert T.orthogonality_gap(Xneg, "max") == pytest.approx(1.0, rel=1e-12)
     Ws = [0.1 * torch.eye(50), 0.1 * torch.eye(50), torch.ones(3, 50)]
     assert T.min_norm_residual(Ws, X, y) > 0
     assert T.balancedness(Ws[:2]) == 0.0
@@ -228,6 +237,28 @@ def test_assumption_report_matches_direct_computations():
     gap = T.min_norm_map(X, y, alpha).numpy() - (prod @ W1).numpy()
     assert r2["distance to the min-norm map"] == pytest.approx(np.linalg.norm(gap), rel=1e-10)
     assert r2["distance, row-space part"] == pytest.approx(np.linalg.norm(gap @ P), rel=1e-10)
+    # every other key, from its definition (hidden weights W_1..W_{L-1}, m = d = 50 here)
+    Wn = [W1.numpy(), *(W.numpy() for W in Ws[1:])]
+    imb = [np.linalg.norm(B.T @ B - A @ A.T) for A, B in zip(Wn[:-1], Wn[1:], strict=True)]
+    assert r2["imbalance of pairs 1 to L-2 (max)"] == pytest.approx(max(imb[:-1]), rel=1e-10)
+    assert r2["imbalance of pair L-1"] == pytest.approx(imb[-1], rel=1e-10)
+    norm_mean = np.mean([e / np.linalg.norm(A) for e, A in zip(imb, Wn[:-1], strict=True)])
+    assert r2["balance error (normalised mean)"] == pytest.approx(norm_mean, rel=1e-10)
+    sv = np.stack([np.linalg.svd(W, compute_uv=False)[:d] for W in Wn[:-1]])  # (L-1, d)
+    assert r2["bulk: variance"] == pytest.approx(np.var(sv[:, K : d - K], ddof=1), rel=1e-8)
+    s_star = np.linalg.svd(T.min_norm_map(X, y, alpha).numpy(), compute_uv=False)
+    top = np.abs(sv[:, :K] / s_star ** (1 / L) - 1).max()
+    assert r2["top K: max relative deviation from s^(1/L)"] == pytest.approx(top, rel=1e-8)
+    assert r2["bottom K: smallest"] == pytest.approx(sv[:, d - K :].min(), rel=1e-10)
+    assert r2["bottom K: largest"] == pytest.approx(sv[:, d - K :].max(), rel=1e-10)
+    # the perturbation spreads the bottom K: smallest and largest differ
+    assert sv[:, d - K :].max() > 1.01 * sv[:, d - K :].min()
+    assert set(r2) == {
+        "distance to the min-norm map", "distance, row-space part",
+        "imbalance of pairs 1 to L-2 (max)", "imbalance of pair L-1",
+        "balance error (normalised mean)", "bulk: variance",
+        "top K: max relative deviation from s^(1/L)", "bottom K: smallest", "bottom K: largest",
+    }
     assert "bulk: max deviation from eps" not in r2
     with pytest.raises(ValueError, match="at least two weight matrices"):
         T.assumption_report(Ws[:1], X, y)

@@ -76,6 +76,42 @@ def test_first_loss_is_the_paper_mse(tiny):
     assert h.loss[0] == pytest.approx(expected, rel=1e-12)
 
 
+def ce(model, X, y, alpha):
+    """Cross-entropy of the scaled logits, mean over the samples (torch's own reduction)."""
+    with torch.no_grad():
+        return torch.nn.functional.cross_entropy(alpha * model(X), y).item()
+
+
+def test_first_loss_is_the_cross_entropy_of_scaled_logits(tiny):
+    """The loss of epoch 0 (taken before the step) is CE(α f(X), y), averaged over samples."""
+    X, y = tiny
+    alpha = 3.0
+    net = dln()
+    expected = ce(net, X, y, alpha)
+    # the value is neither the unscaled CE nor the sum over the 12 samples
+    assert abs(expected - ce(net, X, y, 1.0)) > 1e-3 * expected
+    h = train(net, X, y, cfg(lr=1e-3, epochs=1, alpha=alpha, loss="cross_entropy"), device="cpu")
+    assert h.loss[0] == pytest.approx(expected, rel=1e-12)
+    # mini-batches 5, 5, 2 at a negligible learning rate: the sample-weighted mean is the same
+    net = dln()
+    h = train(
+        net, X, y, cfg(lr=1e-12, epochs=1, alpha=alpha, loss="cross_entropy", batch_size=5),
+        device="cpu",
+    )
+    assert h.loss[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_train_many_first_loss_is_the_cross_entropy_of_scaled_logits(tiny):
+    X, y = tiny
+    alphas = [0.5, 4.0]
+    nets = [dln(0), dln(1)]
+    expected = [ce(net, X, y, a) for net, a in zip(nets, alphas, strict=True)]
+    cfgs = [cfg(lr=1e-3, epochs=1, alpha=a, loss="cross_entropy") for a in alphas]
+    hs = train_many(nets, X, y, cfgs, device="cpu")
+    for h, e in zip(hs, expected, strict=True):
+        assert h.loss[0] == pytest.approx(e, rel=1e-12)
+
+
 def test_loss_decreases_minibatch_and_cross_entropy(tiny):
     X, y = tiny
     h = train(dln(), X, y, cfg(lr=0.05, epochs=60, batch_size=5, momentum=0.9), device="cpu")
@@ -261,6 +297,13 @@ def test_progress_bar_runs(tiny, capsys):
     X, y = tiny
     h = train(dln(), X, y, cfg(lr=0.1, epochs=3, progress=True), device="cpu")
     assert h.epochs_run == 3
+    err = capsys.readouterr().err
+    assert "train:" in err and "0/3" in err  # tqdm's bar (desc "train", 3 epochs) on stderr
+    h = train(dln(), X, y, cfg(lr=0.1, epochs=3, progress=False), device="cpu")
+    assert h.epochs_run == 3
+    assert capsys.readouterr() == ("", "")
+    train_many([dln(0), dln(1)], X, y, cfg(lr=0.1, epochs=3, progress=True), device="cpu")
+    assert "train:" in capsys.readouterr().err
 
 
 # -------------------------------------------------------------------------------- errors

@@ -93,6 +93,66 @@ def test_probe_matches_linear_probe_accuracy(N):
     assert report.probe_test_acc.tolist() == pytest.approx(test, abs=1e-12)
 
 
+class _GivenFeatures(nn.Module):
+    """Features [x, x A] for a fixed matrix A (float64): the report's input is known exactly."""
+
+    def __init__(self, A, num_classes):
+        super().__init__()
+        self.A = nn.Parameter(A.double(), requires_grad=False)
+        self.num_classes = num_classes
+
+    def features(self, x):
+        return [x, x @ self.A]
+
+
+def _naive_probe_accuracy(H, y, H_test, y_test, ridge):
+    """Ridge least squares with an unpenalised bias by numpy's normal equations."""
+    K = int(y.max()) + 1
+    mean = H.mean(0)
+    Hc = H - mean
+    Y = np.eye(K)[y]
+    lam = ridge * (Hc**2).sum() / H.shape[1]
+    W = np.linalg.solve(Hc.T @ Hc + lam * np.eye(H.shape[1]), Hc.T @ (Y - Y.mean(0)))
+    return float((((H_test - mean) @ W + Y.mean(0)).argmax(1) == y_test).mean())
+
+
+def test_probe_matches_naive_normal_equations_for_imbalanced_classes_and_large_ridges():
+    # sizes 45, 20, 7: the class prior Y_mean changes the argmax; large ridges shrink W
+    # towards 0 so that the prior decides more and more predictions
+    g = torch.Generator().manual_seed(21)
+    y = torch.cat([torch.full((n,), k) for k, n in enumerate((45, 20, 7))])
+    means = 1.2 * torch.randn(3, 6, generator=g, dtype=torch.float64)
+    X = means[y] + torch.randn(72, 6, generator=g, dtype=torch.float64)
+    yt = torch.arange(60) % 3
+    Xt = means[yt] + torch.randn(60, 6, generator=g, dtype=torch.float64)
+    model = _GivenFeatures(torch.randn(6, 9, generator=g, dtype=torch.float64), 3)
+    ridges = [1e-3, 0.1, 1.0, 10.0, 100.0]
+    seen = set()
+    for ridge in ridges:
+        report = layer_report(model, X, y, Xt, yt, batch_size=11, probe_ridge=ridge)
+        for layer, (H, Ht) in enumerate(zip(model.features(X), model.features(Xt),
+                                            strict=True)):
+            H, Ht = H.detach().numpy(), Ht.detach().numpy()
+            train = _naive_probe_accuracy(H, y.numpy(), H, y.numpy(), ridge)
+            test = _naive_probe_accuracy(H, y.numpy(), Ht, yt.numpy(), ridge)
+            assert report.probe_train_acc[layer].item() == pytest.approx(train, abs=1e-12)
+            assert report.probe_test_acc[layer].item() == pytest.approx(test, abs=1e-12)
+            seen.add(round(train, 9))
+    assert len(seen) >= 3  # the ridge does change the accuracies: the test has teeth
+
+
+def test_rank_of_two_equal_singular_values_at_half_energy_is_one():
+    # X = I_2 (two samples, one per class): singular values exactly (1, 1); half of the
+    # nuclear norm is reached by the first one (the cumulative sum equals the threshold)
+    X = torch.eye(2, dtype=torch.float64)
+    y = torch.tensor([0, 1])
+    model = _GivenFeatures(torch.eye(2, dtype=torch.float64), 2)
+    report = layer_report(model, X, y, energy=0.5)
+    assert report.rank.tolist() == [1.0, 1.0]
+    assert metrics.numerical_rank(X, 0.5) == 1
+    assert layer_report(model, X, y, energy=0.51).rank.tolist() == [2.0, 2.0]
+
+
 class _OffsetFeatures(nn.Module):
     """Features [x, x + 1e4, 3 x]: a large common offset must not cost the probe precision."""
 
@@ -196,6 +256,38 @@ def test_pca_properties():
     torch.testing.assert_close(pca_projection(-H, 2), -P)
     # the largest loading of each component is positive: rotating the data does not flip it
     torch.testing.assert_close(pca_projection(H.numpy(), 2), P)
+
+
+def test_pca_hand_worked_case():
+    # the docstring's case: variances 9/2 along x and 1/2 along y, both loadings +1
+    H = torch.tensor([[0.0, 1.0], [0.0, -1.0], [3.0, 0.0], [-3.0, 0.0]])
+    P = pca_projection(H)
+    assert P.tolist() == [[0.0, 1.0], [0.0, -1.0], [3.0, 0.0], [-3.0, 0.0]]
+    # reflected axes: the projection is the same (the sign is fixed by the loading)
+    assert pca_projection(H * torch.tensor([-1.0, 1.0])).tolist() == [
+        [0.0, 1.0], [0.0, -1.0], [-3.0, 0.0], [3.0, 0.0]]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pca_largest_loading_of_every_component_is_positive(seed):
+    # recover V from P = H_c V (H_c has full column rank) and check the sign convention
+    rng = np.random.default_rng(seed)
+    signs_checked = 0
+    for _ in range(10):
+        H = rng.normal(size=(30, 5)) @ np.diag([5.0, 3.0, 2.0, 1.0, 0.5])
+        H = H @ np.linalg.qr(rng.normal(size=(5, 5)))[0]  # rotate: loadings of either sign
+        P = pca_projection(torch.from_numpy(H), 3).numpy()
+        Hc = H - H.mean(0)
+        V = np.linalg.lstsq(Hc, P, rcond=None)[0]  # (5, 3)
+        np.testing.assert_allclose(V.T @ V, np.eye(3), atol=1e-10)
+        for j in range(3):
+            i = np.abs(V[:, j]).argmax()
+            assert V[i, j] > 0, (seed, j)
+            signs_checked += 1
+        # the convention is on the loading, not on the scores
+        _, _, Vt = np.linalg.svd(Hc, full_matrices=False)
+        np.testing.assert_allclose(np.abs(V), np.abs(Vt[:3].T), atol=1e-10)
+    assert signs_checked == 30
 
 
 def test_pca_errors():

@@ -69,6 +69,40 @@ def test_stall_layer_and_a_floor():
     assert beyond.compression_fit(C, stall_ratio=1.5)["stall_layer"] is None
 
 
+def _naive_fit(C, start, stall_ratio):
+    """compression_fit by loops over the layers (ratios, first stall, total ratio)."""
+    ratios = [C[l + 1] / C[l] for l in range(start, len(C) - 1)]
+    stall = None
+    for l in range(start, len(C) - 1):
+        if C[l + 1] / C[l] > stall_ratio:
+            stall = l
+            break
+    return ratios, stall, C[-1] / C[start]
+
+
+def test_stall_needs_a_ratio_strictly_above_the_threshold():
+    # ratios (exact in binary) 0.5 then 0.25: a ratio equal to stall_ratio does not stall
+    C = [4.0, 2.0, 1.0, 0.25]
+    assert beyond.compression_fit(C, stall_ratio=0.5)["stall_layer"] is None
+    assert beyond.compression_fit(C, stall_ratio=0.25)["stall_layer"] == 1
+    assert beyond.compression_fit(C, start=2, stall_ratio=0.125)["stall_layer"] == 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ratios_stall_and_total_ratio_match_loops(seed):
+    rng = np.random.default_rng(seed)
+    P = int(rng.integers(4, 9))
+    C = np.exp(np.cumsum(rng.normal(-0.5, 0.6, P))).tolist()
+    start = int(rng.integers(0, P - 2))
+    stall_ratio = float(rng.uniform(0.3, 1.2))
+    f = beyond.compression_fit(C, start=start, stall_ratio=stall_ratio)
+    ratios, stall, total = _naive_fit(C, start, stall_ratio)
+    assert f["layers"] == list(range(start, P))
+    assert f["ratios"] == pytest.approx(ratios, rel=1e-12)
+    assert f["stall_layer"] == stall
+    assert f["total_ratio"] == pytest.approx(total, rel=1e-12)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -121,6 +155,12 @@ def test_resolve_fills_defaults_and_keeps_overrides():
         ([{"name": "a", "depth": 3, "loss": "hinge"}], "loss must be one of"),
         ([{"name": "a", "depth": 1}], "depth must be >= 2"),
         ([{"name": "a", "depth": 3, "lr": 0}], "lr must be > 0"),
+        ([{"name": "a", "depth": 3, "alpha": 0.0}], "alpha must be > 0"),
+        ([{"name": "a", "depth": 3, "init_scale": 0.0}], "init_scale must be > 0"),
+        ([{"name": "a", "depth": 3, "weight_decay": -1e-3}], "weight_decay must be >= 0"),
+        ([{"name": "a", "depth": 3, "init": "xavier"}], "init must be one of"),
+        ([{"name": "a", "depth": 3, "num_per_class": 1}], "num_per_class must be >= 2"),
+        ([{"name": "a", "depth": 3, "epochs": 0}], "epochs must be >= 1"),
     ],
 )
 def test_resolve_errors(settings, match):
@@ -144,6 +184,47 @@ def test_broken_assumptions():
         beyond.broken_assumptions({"init": "default", "weight_decay": 0.0}, 5, 5)
     with pytest.raises(ValueError, match="init must be one of"):
         beyond.broken_assumptions({**base, "init": "xavier"}, 5, 5)
+
+
+def _naive_broken(init, scale, loss, wd, N, d):
+    """The docstring's rules, one by one, in its order."""
+    out = ["near-orthogonal data"]
+    if N > d:
+        out.append("N <= d")
+    if init == "default" or (init == "gaussian" and scale >= 1.0):
+        out.append("small init")
+    if init in ("default", "gaussian"):
+        out.append("balanced")
+    if loss == "cross_entropy":
+        out.append("MSE loss")
+    if loss == "cross_entropy" or wd > 0:
+        out.append("minimum norm")
+    if wd > 0:
+        out.append("no regulariser")
+    order = ["near-orthogonal data", "N <= d", "small init", "balanced", "MSE loss",
+             "minimum norm", "no regulariser"]
+    return out, order
+
+
+def test_broken_assumptions_every_combination():
+    import itertools
+
+    for init, scale, loss, wd, N in itertools.product(
+            ("default", "orthogonal", "gaussian"), (0.3, 1.0, 2.0), ("mse", "cross_entropy"),
+            (0.0, 1e-3), (100, 784, 785)):
+        s = {"init": init, "init_scale": scale, "loss": loss, "weight_decay": wd}
+        got = beyond.broken_assumptions(s, N, 784)
+        want, order = _naive_broken(init, scale, loss, wd, N, 784)
+        assert sorted(got) == sorted(want), (s, N)
+        assert len(set(got)) == len(got), (s, N)
+        if wd == 0:  # without weight decay the docstring's order is unambiguous
+            assert got == [a for a in order if a in want], (s, N)
+    # hand-worked gaussian cases: scale 1 is not small; any non-orthogonal init is unbalanced
+    g = {"init": "gaussian", "init_scale": 1.0, "loss": "mse", "weight_decay": 0.0}
+    assert beyond.broken_assumptions(g, 10, 784) == ["near-orthogonal data", "small init",
+                                                     "balanced"]
+    assert beyond.broken_assumptions({**g, "init_scale": 0.99}, 10, 784) == [
+        "near-orthogonal data", "balanced"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -175,6 +256,28 @@ def test_layer_metrics_stream_equals_the_naive_formula():
     np.testing.assert_allclose(feats.discrimination.numpy(), ref.discrimination[:-1].numpy(),
                                rtol=1e-10)
     assert net.training  # the training mode is restored
+
+
+def test_layer_metrics_of_a_hybrid_use_eval_mode_features_and_the_classifier():
+    from pncutils.models import HybridNetwork
+
+    g = torch.Generator().manual_seed(2)
+    net = HybridNetwork(8, 12, 3, depth=4, num_nonlinear=2, init="default",
+                        generator=g).double()
+    X = torch.randn(45, 8, generator=g, dtype=torch.float64)
+    y = torch.arange(45) % 3
+    with torch.no_grad():  # non-trivial BatchNorm running statistics
+        net.train()
+        for _ in range(3):
+            net(X + 1.5)
+    feats, logits = beyond.layer_metrics(net, X, y, batch_size=10)
+    assert net.training  # restored
+    net.eval()
+    with torch.no_grad():
+        Hs = [*net.features(X), net(X)]
+    naive = [_naive_compression(H.numpy(), y.numpy()) for H in Hs]
+    np.testing.assert_allclose(feats.compression.numpy(), naive[:-1], rtol=1e-10)
+    np.testing.assert_allclose(logits.compression.numpy(), naive[-1:], rtol=1e-10)
 
 
 def test_layer_metrics_errors():
@@ -223,6 +326,47 @@ def test_run_experiment_structure(tiny_results):
 
 
 @needs_data
+def test_run_experiment_measurements_match_an_independent_rerun(tiny_results):
+    """Rebuild and retrain the first setting by hand; every recorded number is recomputed."""
+    from pncutils.training import TrainConfig, train
+
+    r = tiny_results["settings"][0]
+    s = r["setting"]
+    X, y = load_dataset("fashion_mnist", "train", num_per_class=6)
+    net = DeepLinearNetwork(784, _TINY.width, 10, s["depth"], init=s["init"],
+                            init_scale=s["init_scale"],
+                            generator=torch.Generator().manual_seed(_TINY.seed))
+    train(net, X, y, TrainConfig(lr=s["lr"], epochs=s["epochs"], alpha=s["alpha"],
+                                 batch_size=_TINY.batch_size, momentum=_TINY.momentum,
+                                 weight_decay=s["weight_decay"], schedule="cosine",
+                                 min_lr_ratio=_TINY.min_lr_ratio, loss=s["loss"],
+                                 seed=_TINY.seed, progress=False), device="cpu")
+    net.eval()
+    with torch.no_grad():
+        Hs = [H.double().numpy() for H in net.features(X)]
+        out = net(X)
+    yn = y.numpy()
+    C = [_naive_compression(H, yn) for H in Hs]
+    trW = []
+    for H in Hs:
+        M = np.stack([H[yn == k].mean(0) for k in range(10)])
+        trW.append(((H - M[yn]) ** 2).sum() / len(yn))
+    np.testing.assert_allclose(r["layers"]["compression"], C, rtol=1e-5)
+    np.testing.assert_allclose(r["layers"]["trace_within"], trW, rtol=1e-5)
+    assert r["logits"]["compression"] == pytest.approx(
+        _naive_compression(out.double().numpy(), yn), rel=1e-5)
+    assert r["train_acc"] == float((out.argmax(1) == y).double().mean())
+    # the per-layer ratios of tr Sigma_W, l -> l + 1
+    np.testing.assert_allclose(r["trace_within_ratios"],
+                               [trW[l + 1] / trW[l] for l in range(len(trW) - 1)], rtol=1e-5)
+    # the input's C_0 per sample count: the data's own C, before any network
+    assert tiny_results["input_compression"]["60"] == pytest.approx(C[0], rel=1e-6)
+    X80, y80 = load_dataset("fashion_mnist", "train", num_per_class=80)
+    assert tiny_results["input_compression"]["800"] == pytest.approx(
+        _naive_compression(X80.double().numpy(), y80.numpy()), rel=1e-6)
+
+
+@needs_data
 def test_run_experiment_is_reproducible(tiny_results):
     again = beyond.run_experiment(_TINY.replace(settings=_TINY.settings[:1]), "cpu")
     a, b = tiny_results["settings"][0], again["settings"][0]
@@ -266,6 +410,28 @@ def test_fit_summary_and_text_table():
         beyond.fit_summary({"rows": []})
     with pytest.raises(ValueError, match="no settings"):
         beyond.fit_summary({"settings": []})
+
+
+def test_fit_summary_columns_by_hand():
+    layers = {"layer": [0, 1, 2, 3], "compression": [5.0, 3.0, 0.9, 0.85],
+              "trace_within": [9.0, 8.0, 2.0, 0.5]}
+    row = {"name": "x", "num_train": 7, "layers": layers, "logits": {"compression": 0.4},
+           "setting": {"depth": 4, "loss": "cross_entropy", "weight_decay": 1e-3,
+                       "init": "gaussian"},
+           "fit": beyond.compression_fit(layers["compression"]), "final_loss": 0.3,
+           "train_acc": 0.75}
+    t = beyond.fit_summary({"settings": [row]})
+    got = {c: t[c][0].item() for c in t.columns}
+    assert got["compression_input"] == 5.0 and got["compression_first"] == 3.0
+    assert got["compression_last"] == 0.85 and got["compression_logits"] == 0.4
+    # geometric mean of tr Sigma_W ratios from l = 1: (0.5 / 8) ** (1 / 2)
+    assert got["trace_within_ratio"] == pytest.approx(0.25, rel=1e-12)
+    assert got["stall_layer"] == 2  # ratios 0.3 (layer 1), 0.944 > 0.9 (layer 2)
+    assert (got["depth"], got["num_train"], got["cross_entropy"], got["default_init"]) == (
+        4, 7, 1.0, 0.0)
+    assert got["weight_decay"] == 1e-3 and got["final_loss"] == 0.3 and got["train_acc"] == 0.75
+    slope = np.polyfit([1, 2, 3], np.log([3.0, 0.9, 0.85]), 1)[0]
+    assert got["rate"] == pytest.approx(np.exp(slope), rel=1e-12)
 
 
 def test_plots():

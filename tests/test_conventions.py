@@ -264,6 +264,35 @@ def test_discrimination_abs_and_reference_match_naive():
     assert C.reference_discrimination(H, y) == pytest.approx(M.discrimination(H, y), rel=REL)
 
 
+def test_centred_discrimination_abs_uses_the_mean_of_the_class_means():
+    H, y = _imbalanced(seed=5)  # the mean of all samples differs from that of the class means
+    _, _, K, _, means = naive_groups(H, y)
+    off = ~np.eye(K, dtype=bool)
+    mc = [m - sum(means) / K for m in means]
+    want = 1 - np.abs(naive_cos(mc)[off]).max()
+    assert C.discrimination_abs(H, y, centered=True) == pytest.approx(want, rel=REL)
+    hbar = H.numpy().mean(0)
+    other = 1 - np.abs(naive_cos([m - hbar for m in means])[off]).max()
+    assert abs(other - want) > 1e-3  # the two centrings differ on these data
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e8])
+def test_pseudo_inverse_measures_are_scale_invariant(scale):
+    # NC1-type ratios do not depend on the units of H: the cut-off must be relative
+    for data in (_balanced, _imbalanced):
+        H, y = data()
+        Hs = H * scale
+        assert C.nc1_papyan(Hs, y) == pytest.approx(C.nc1_papyan(H, y), rel=1e-8)
+        for weighted in (False, True):
+            assert C.separation_fuzziness(Hs, y, weighted=weighted) == pytest.approx(
+                C.separation_fuzziness(H, y, weighted=weighted), rel=1e-8)
+        a, b = C.nc_library_metrics(Hs, y), C.nc_library_metrics(H, y)
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-8), key
+        assert C.reference_code_metrics(Hs, y)["nc1"] == pytest.approx(
+            C.reference_code_metrics(H, y)["nc1"], rel=1e-8)
+
+
 def test_simplex_means_signed_vs_absolute():
     ang = 2 * math.pi * torch.arange(3, dtype=torch.float64) / 3
     H = torch.stack([ang.cos(), ang.sin()], 1)

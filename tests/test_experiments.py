@@ -149,6 +149,19 @@ def test_sweep_rows_match_synthetic_runs():
         assert table.xi_ratio[i].item() == pytest.approx(
             st["init_scale"] / (math.sqrt(n) / 100.0) ** (1 / 4))
         assert table.d_slope[i].item() == pytest.approx(r.discrimination_fit().slope)
+        # the closed-form columns: the prediction's own rate and D slope (numpy fits)
+        Dp = np.stack([t.discrimination.numpy() for t in r.predicted]).mean(0)
+        assert table.d_slope_closed_form[i].item() == pytest.approx(
+            np.polyfit(np.arange(1, 4), Dp[1:], 1)[0], rel=1e-9)
+        Dm = np.stack([t.discrimination.numpy() for t in r.measured]).mean(0)
+        pred = np.polyval(np.polyfit(np.arange(1, 4), Dm[1:], 1), np.arange(1, 4))
+        r2 = 1 - ((Dm[1:] - pred) ** 2).sum() / ((Dm[1:] - Dm[1:].mean()) ** 2).sum()
+        assert table.d_r2[i].item() == pytest.approx(r2, rel=1e-9)
+        closed = np.mean([np.exp(np.mean(np.diff(np.log(t.compression.numpy()[1:]))))
+                          for t in r.predicted])
+        assert table.rate_closed_form[i].item() == pytest.approx(closed, rel=1e-9)
+        assert table.err_closed_form[i].item() == pytest.approx(r.rate() / closed - 1, rel=1e-9)
+        assert table.epochs_mean[i].item() == pytest.approx(np.mean(r.epochs))
         assert table.converged[i].item() == 1.0
     with pytest.raises(ValueError, match="key"):
         E.sweep([{"xi": 0.3}])
@@ -284,6 +297,39 @@ def test_predicted_balance_numerators_and_trained_value():
     assert E.predicted_balance(3, 60) == pytest.approx(hand)
     with pytest.raises(ValueError, match="width"):
         E.predicted_balance(3, 40)
+
+
+def test_predicted_balance_of_depth_two_by_hand_and_by_random_subspaces():
+    # L = 2, h = 60, d = 50, K = 3, n = 10, xi = 0.1, alpha = 1: the single pair has
+    # numerator xi^2 sqrt(K + d - 2 K d / h) = 0.01 sqrt(48) and ||W_1|| from the idealised
+    # network, sqrt(K s^{2/L} + xi^2 (d - K)) with s^{2/L} = sqrt(10)
+    hand = 0.01 * math.sqrt(48) / math.sqrt(3 * math.sqrt(10) + 0.01 * 47)
+    assert E.predicted_balance(2, 60) == pytest.approx(hand, rel=1e-12)
+    # the numerator is the root mean square of ||W_2^T W_2 - W_1 W_1^T||_F at the init: with
+    # random orthonormal W_1 (h x d) and W_2^T (h x K), E ||P_K - P_d||^2 = K + d - 2 K d / h
+    rng = np.random.default_rng(0)
+    sq = []
+    for _ in range(300):
+        Q1 = np.linalg.qr(rng.normal(size=(60, 50)))[0]
+        Q2 = np.linalg.qr(rng.normal(size=(60, 3)))[0]
+        sq.append(np.linalg.norm(Q2 @ Q2.T - Q1 @ Q1.T) ** 2)
+    assert np.mean(sq) == pytest.approx(3 + 50 - 2 * 3 * 50 / 60, rel=0.01)
+
+
+def test_assumption_grid_bulk_variance_is_the_population_variance(monkeypatch):
+    # trained from a scaled orthogonal init the bulk stays at xi (variance ~ 1e-32, noise),
+    # so the aggregation is checked on given bulk values: population variance, hand-worked
+    seen = []
+
+    def fake_bulk(weights, num_classes):
+        seen.append((len(weights), num_classes))
+        return torch.tensor([[1.0, 2.0], [3.0, 5.0]], dtype=F64)
+
+    monkeypatch.setattr(E._theory, "bulk_singular_values", fake_bulk)
+    t = E.assumption_grid([(3, 60)], num_seeds=1, max_epochs=2, loss_threshold=None)
+    assert seen == [(3, 3)]
+    # mean 2.75; squared deviations 3.0625 + 0.5625 + 0.0625 + 5.0625 = 8.75 over 4 values
+    assert t.bulk_variance.tolist() == [pytest.approx(8.75 / 4, rel=1e-12)]
 
 
 def test_plot_assumption_grid_draws_reference_and_prediction():

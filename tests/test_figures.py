@@ -90,3 +90,91 @@ def test_synthetic_layers_plot():
     assert list(ax_d.lines[2].get_data()[0]) == [1, 2]
     with pytest.raises(ValueError, match="'fig3b' experiment"):
         figures.plot_synthetic_layers({"networks": {}})
+
+
+# ----------------------------------------------------------------------------------------
+# the plotted data are the results' data
+# ----------------------------------------------------------------------------------------
+
+
+def _floor_results():
+    """A hybrid with 2 nonlinear layers whose linear part is C_l = 0.5 + 8 * 0.5**l exactly,
+    its outputs' C_L = 0.5, and an MLP; every column differs between layers."""
+    hyb = {"layer": [0, 1, 2, 3, 4], "compression": [30.0, 100.0, 2.5, 1.5, 1.0],
+           "discrimination": [0.05, 0.2, 0.3, 0.45, 0.5], "rank": [60, 50, 40, 30, 20],
+           "probe_train_acc": [0.4, 0.6, 0.7, 0.8, 0.9],
+           "probe_test_acc": [0.3, 0.5, 0.55, 0.65, 0.75]}
+    mlp = {"layer": [0, 1, 2, 3, 4], "compression": [30.0, 9.0, 7.0, 5.0, 4.0],
+           "discrimination": [0.05, 0.1, 0.15, 0.25, 0.35], "rank": [60, 58, 56, 54, 52],
+           "probe_train_acc": [0.4, 0.45, 0.5, 0.55, 0.6],
+           "probe_test_acc": [0.35, 0.4, 0.42, 0.44, 0.46]}
+    return {"networks": {
+        "hybrid": {"num_nonlinear": 2, "layers": hyb,
+                   "logits": {"compression": 0.5, "discrimination": 0.9}},
+        "mlp": {"num_nonlinear": 4, "layers": mlp,
+                "logits": {"compression": 3.0, "discrimination": 0.4}},
+    }}
+
+
+def test_rank_probe_lines_are_the_table_columns_from_layer_one():
+    res = _floor_results()
+    fig, (ax_r, ax_p) = figures.plot_rank_probe(res)
+    for i, name in enumerate(("hybrid", "mlp")):
+        lay = res["networks"][name]["layers"]
+        x, y = ax_r.lines[i].get_data()
+        assert list(x) == [1, 2, 3, 4] and list(y) == lay["rank"][1:]
+        (xt, yt), (xe, ye) = ax_p.lines[2 * i].get_data(), ax_p.lines[2 * i + 1].get_data()
+        assert list(xt) == list(xe) == [1, 2, 3, 4]
+        np.testing.assert_allclose(yt, [100 * v for v in lay["probe_train_acc"][1:]])
+        np.testing.assert_allclose(ye, [100 * v for v in lay["probe_test_acc"][1:]])
+
+
+def test_compression_discrimination_lines_outputs_and_floor_fit():
+    res = _floor_results()
+    fig, (ax_c, ax_d) = figures.plot_compression_discrimination(res)
+    # C: hybrid, its logits, its fit; MLP, its logits.  D: hybrid, logits; MLP, logits
+    assert len(ax_c.lines) == 5 and len(ax_d.lines) == 4
+    for (ci, di), name in (((0, 0), "hybrid"), ((3, 2), "mlp")):
+        lay, out = res["networks"][name]["layers"], res["networks"][name]["logits"]
+        x, y = ax_c.lines[ci].get_data()
+        assert list(x) == [1, 2, 3, 4] and list(y) == lay["compression"][1:]
+        x, y = ax_d.lines[di].get_data()
+        assert list(x) == [1, 2, 3, 4] and list(y) == lay["discrimination"][1:]
+        # the outputs one layer further, at l = L = 5
+        assert [list(v) for v in ax_c.lines[ci + 1].get_data()] == [[5], [out["compression"]]]
+        assert [list(v) for v in ax_d.lines[di + 1].get_data()] == [[5],
+                                                                    [out["discrimination"]]]
+    # the fit C_L + A rho^l over the linear layers l = 2..4 goes through the exact points
+    fx, fy = ax_c.lines[2].get_data()
+    assert list(fx) == [2, 3, 4]
+    np.testing.assert_allclose(fy, [0.5 + 8.0 * 0.5**l for l in (2, 3, 4)], rtol=1e-12)
+    assert "$R^2$ = 1.000" in ax_c.lines[2].get_label()
+
+
+def test_synthetic_fit_lines_by_hand():
+    seeds = [{"layers": {"compression": [8.0, 4.0, 1.0], "discrimination": [1.0, 0.2, 0.4]}}]
+    res = {"per_seed": seeds, "summary": {"compression_geometric_mean": [8.0, 2.0, 1.0],
+                                          "discrimination_mean": [1.0, 0.3, 0.5]}}
+    fig, (ax_c, ax_d) = figures.plot_synthetic_layers(res)
+    # log C over l = 0, 1, 2: slope (log 1 - log 8) / 2, i.e. rate 8 ** -0.5
+    slope, intercept = np.polyfit([0, 1, 2], np.log([8.0, 2.0, 1.0]), 1)
+    fx, fy = ax_c.lines[2].get_data()
+    np.testing.assert_allclose(fy, np.exp(intercept + slope * np.arange(3)), rtol=1e-12)
+    assert f"rate {8 ** -0.5:.3f}" in ax_c.lines[2].get_label()
+    # D over l = 1, 2 only: the line through (1, 0.3) and (2, 0.5)
+    dx, dy = ax_d.lines[2].get_data()
+    assert list(dx) == [1, 2]
+    np.testing.assert_allclose(dy, [0.3, 0.5], atol=1e-12)
+    assert "slope 0.200" in ax_d.lines[2].get_label()
+
+
+def test_projection_scatter_points_are_the_pca_coordinates():
+    res = _hybrid_results()
+    pca = res["networks"]["mlp"]["pca"]
+    fig, axes = figures.plot_projections(res, "mlp")
+    labels = np.asarray(pca["labels"])
+    for ax, x, y in zip(axes, pca["x"], pca["y"], strict=True):
+        for k, coll in zip((0, 1), ax.collections, strict=True):
+            sel = labels == k
+            np.testing.assert_allclose(coll.get_offsets(),
+                                       np.stack([np.asarray(x)[sel], np.asarray(y)[sel]], 1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -228,6 +229,32 @@ def test_hybrid_features_in_train_mode_use_batch_statistics():
     frac_zero = (feats[1] == 0).double().mean().item()
     assert 0.3 < frac_zero < 0.7
     assert bool((feats[2] >= 0).all())
+
+
+def test_hybrid_features_in_eval_mode_use_the_running_statistics():
+    net = HybridNetwork(5, 8, 3, depth=4, num_nonlinear=2, generator=gen()).double()
+    X = torch.randn(40, 5, generator=gen(1), dtype=torch.float64)
+    with torch.no_grad():
+        net.train()
+        for _ in range(4):
+            net(X + 2.0)  # running statistics away from the defaults (0, 1)
+        net.eval()
+        feats = net.features(X)
+        single = net.features(X[:3])
+    # each row depends on that sample only (not on the batch)
+    for a, b in zip(feats, single, strict=True):
+        torch.testing.assert_close(b, a[:3], rtol=1e-12, atol=1e-12)
+    # by hand, in numpy: relu((h W^T - running_mean) / sqrt(running_var + eps)) (gamma 1, beta 0)
+    H = X.numpy()
+    for layer, block in enumerate(net.blocks[:2], start=1):
+        lin, bn = block[0], block[1]
+        assert bn.running_mean.abs().max() > 1e-3
+        Z = H @ lin.weight.detach().numpy().T
+        Z = (Z - bn.running_mean.numpy()) / np.sqrt(bn.running_var.numpy() + bn.eps)
+        H = np.maximum(Z, 0.0)
+        np.testing.assert_allclose(feats[layer].numpy(), H, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(feats[3].numpy(), H @ net.blocks[2].weight.detach().numpy().T,
+                               rtol=1e-10, atol=1e-12)
 
 
 def test_hybrid_without_batch_norm():

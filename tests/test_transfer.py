@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import matplotlib
 import numpy as np
@@ -23,6 +24,25 @@ def naive_compression(H: np.ndarray, y: np.ndarray) -> float:
     trW = sum(float(((h - means[k]) ** 2).sum()) for h, k in zip(H, y, strict=True)) / len(H)
     trB = sum(float(((mu - g) ** 2).sum()) for mu in means) / K
     return trW / trB
+
+
+def naive_discrimination(H: np.ndarray, y: np.ndarray) -> float:
+    """1 - the largest cosine between two distinct uncentred class means, by loops."""
+    K = int(y.max()) + 1
+    means = [H[y == k].mean(0) for k in range(K)]
+    cos = [means[a] @ means[b] / np.linalg.norm(means[a]) / np.linalg.norm(means[b])
+           for a in range(K) for b in range(K) if a != b]
+    return 1.0 - max(cos)
+
+
+def naive_nc1(H: np.ndarray, y: np.ndarray) -> float:
+    """tr(Sigma_W Sigma_B^+) / K with per-sample outer products and numpy's pinv."""
+    K = int(y.max()) + 1
+    means = [H[y == k].mean(0) for k in range(K)]
+    g = np.mean(means, axis=0)
+    Sw = sum(np.outer(h - means[k], h - means[k]) for h, k in zip(H, y, strict=True)) / len(H)
+    Sb = sum(np.outer(mu - g, mu - g) for mu in means) / K
+    return float(np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10, hermitian=True))) / K
 
 
 def naive_probe(H, y, H_test, y_test, ridge):
@@ -158,8 +178,11 @@ def test_transfer_metrics_against_naive_computations(toy):
         At, Ae = net.features(tgt[0]), net.features(tgt_test[0])
     assert out["head_transfer_acc"] == [naive_probe(At[i].numpy(), yt, Ae[i].numpy(), ye, 1e-2)
                                         for i in (1, 2, 3)]
-    for key in ("discrimination_source", "discrimination_target", "nc1_source", "nc1_target"):
-        assert np.isfinite(out[key])
+    assert out["discrimination_source"] == pytest.approx(naive_discrimination(Fs[1], ys),
+                                                         rel=1e-10)
+    assert out["discrimination_target"] == pytest.approx(naive_discrimination(Ft, yt), rel=1e-10)
+    assert out["nc1_source"] == pytest.approx(naive_nc1(Fs[1], ys), rel=1e-8)
+    assert out["nc1_target"] == pytest.approx(naive_nc1(Ft, yt), rel=1e-8)
 
 
 def test_transfer_metrics_errors(toy):
@@ -230,6 +253,49 @@ def test_cv_scores_are_the_linear_probe_on_stratified_folds(N, D):
                                         num_classes=3)
             correct += acc * int(held.sum())
         assert score == pytest.approx(correct / N, abs=1e-12), r
+
+
+def naive_cv(H, y, ridge, folds):
+    """Held-out accuracy and squared error of the ridge probe over stratified folds (numpy)."""
+    H, y = np.asarray(H, dtype=np.float64), np.asarray(y)
+    K = int(y.max()) + 1
+    rank = np.array([int((y[:i] == y[i]).sum()) for i in range(len(y))])
+    correct, sq = 0, 0.0
+    for f in range(folds):
+        held = rank % folds == f
+        A, Y = H[~held], np.eye(K)[y[~held]]
+        mean, Ym = A.mean(0), Y.mean(0)
+        Ac = A - mean
+        lam = ridge * (Ac**2).sum() / H.shape[1]
+        W = np.linalg.solve(Ac.T @ Ac + lam * np.eye(H.shape[1]), Ac.T @ (Y - Ym))
+        out = (H[held] - mean) @ W + Ym
+        correct += int((out.argmax(1) == y[held]).sum())
+        sq += float(((out - np.eye(K)[y[held]]) ** 2).sum())
+    return correct / len(y), sq
+
+
+def test_cv_ties_in_accuracy_go_to_the_lower_held_out_error():
+    # two well separated classes on one coordinate: every ridge classifies perfectly, but
+    # a large ridge shrinks the outputs towards the class prior (a larger squared error)
+    g = torch.Generator().manual_seed(4)
+    y = torch.arange(40) % 2
+    H = (4.0 * (2 * y - 1) + 0.3 * torch.randn(40, generator=g)).double()[:, None]
+    for ridges in ([100.0, 1e-3], [1e-3, 100.0]):
+        accs = [naive_cv(H, y, r, 5)[0] for r in ridges]
+        errs = [naive_cv(H, y, r, 5)[1] for r in ridges]
+        assert accs == [1.0, 1.0]
+        best = ridges[int(np.argmin(errs))]
+        assert best == 1e-3  # the small ridge fits the targets better
+        ridge, scores = transfer.cv_probe_ridge(H, y, ridges=ridges, return_scores=True)
+        assert scores == accs and ridge == best
+
+
+def test_cv_exact_ties_go_to_the_first_ridge():
+    # ridges 0 and 1e-300 give bit-identical probes (lam underflows against every eigenvalue
+    # and falls below the pseudo-inverse cut-off in the null space): accuracy and error tie
+    H, y = one_direction(30, 4)
+    assert transfer.cv_probe_ridge(H, y, ridges=[1e-300, 0.0]) == 1e-300
+    assert transfer.cv_probe_ridge(H, y, ridges=[0.0, 1e-300]) == 0.0
 
 
 def test_cv_with_one_ridge_is_the_fixed_ridge(toy, monkeypatch):
@@ -343,6 +409,101 @@ def test_run_experiment_shapes_and_summaries(tiny_result):
         assert p["probe_ridge"] == p["head_probe_ridge"][0] in transfer.PROBE_RIDGE_GRID
         assert len(p["head_probe_ridge"]) == p["head_layers"]
     assert r["wall_time_s"]["total"] >= r["wall_time_s"]["train"] > 0
+
+
+def test_run_experiment_summary_is_the_seed_statistics_of_every_metric(tiny_result):
+    r = tiny_result
+    s = r["summary"]
+    for i, m in enumerate(s["head_layers"]):
+        recs = [p for p in r["per_seed"] if p["head_layers"] == m]
+        for key in ("transfer_acc", "compression_source", "compression_target",
+                    "discrimination_source", "discrimination_target", "nc1_source",
+                    "nc1_target", "source_test_acc", "final_loss"):
+            vals = np.array([p[key] for p in recs])
+            assert s[f"{key}_mean"][i] == pytest.approx(vals.mean(), rel=1e-12), key
+            assert s[f"{key}_std"][i] == pytest.approx(vals.std(ddof=1), rel=1e-9, abs=1e-15)
+        rows = np.array([p["head_compression"] for p in recs])
+        assert s["head_compression_std"][i] == pytest.approx(rows.std(0, ddof=1).tolist(),
+                                                             rel=1e-9)
+
+
+def test_run_experiment_summary_by_hand_with_given_metrics(monkeypatch):
+    """The summary of hand-picked per-seed records (head accuracies that differ by layer)."""
+    calls = []
+
+    def fake(model, b, source, target_train, target_test, probe_ridge, batch_size):
+        m = model.depth - b
+        calls.append(m)
+        i = len(calls)  # records 1, 2 (m = 1, seeds 0, 1), then 3, 4 (m = 3)
+        return {"transfer_acc": 0.1 * i, "probe_ridge": 1.0, "compression_source": 2.0**i,
+                "compression_target": 1.0 * i, "discrimination_source": 0.5,
+                "discrimination_target": 0.5, "nc1_source": 1.0, "nc1_target": 1.0,
+                "head_compression": [2.0**i * 0.5**j for j in range(m)],
+                "head_transfer_acc": [0.1 * i + 0.01 * j for j in range(m)],
+                "head_probe_ridge": [1.0] * m}
+
+    monkeypatch.setattr(transfer, "transfer_metrics", fake)
+    s = transfer.run_experiment(TINY.replace(epochs=1), "cpu")["summary"]
+    assert calls == [1, 1, 3, 3]
+    assert s["transfer_acc_mean"] == pytest.approx([0.15, 0.35])
+    assert s["transfer_acc_std"] == pytest.approx([0.1 / math.sqrt(2)] * 2)
+    assert s["compression_target_mean"] == pytest.approx([1.5, 3.5])
+    # geometric mean over the seeds, per head layer: sqrt(2 * 4) and sqrt(8 * 16) * 0.5^j
+    assert s["head_compression_mean"][0] == pytest.approx([math.sqrt(8)])
+    assert s["head_compression_mean"][1] == pytest.approx([math.sqrt(128) * 0.5**j
+                                                           for j in range(3)])
+    # sample standard deviation of the pairs (2, 4) and (8, 16) * 0.5^j
+    assert s["head_compression_std"][0] == pytest.approx([2 / math.sqrt(2)])
+    assert s["head_compression_std"][1] == pytest.approx([8 / math.sqrt(2) * 0.5**j
+                                                          for j in range(3)])
+    assert s["head_transfer_acc_mean"][0] == pytest.approx([0.15])
+    assert s["head_transfer_acc_mean"][1] == pytest.approx([0.35, 0.36, 0.37])
+
+
+def _select(X, y, classes, n):
+    """select_classes by a loop over the samples: the first n of each class, relabelled."""
+    keep, labels, seen = [], [], dict.fromkeys(classes, 0)
+    for i, c in enumerate(y.tolist()):
+        if c in seen and seen[c] < n:
+            seen[c] += 1
+            keep.append(i)
+            labels.append(classes.index(c))
+    return X[keep], torch.tensor(labels)
+
+
+def test_run_experiment_data_and_accuracies_match_an_independent_rerun(tiny_result):
+    """The data splits, the raw-pixel probe and the (m, seed) = (1, 0) network by hand."""
+    from pncutils.data import load_dataset
+    from pncutils.training import TrainConfig, train
+
+    r = tiny_result
+    X, y = load_dataset("fashion_mnist", "train", num_per_class=30)
+    Xt, yt = load_dataset("fashion_mnist", "test", num_per_class=20)
+    src = _select(X, y, TINY.source_classes, 30)
+    tgt = _select(X, y, TINY.target_classes, 20)
+    tgt_test = _select(Xt, yt, TINY.target_classes, 20)
+    src_test = _select(Xt, yt, TINY.source_classes, 20)
+    assert r["num_source_test"] == 100 and set(src_test[1].tolist()) == set(range(5))
+    # the raw-pixel reference: the probe on the target pixels, with the recorded ridge
+    raw = naive_probe(tgt[0].double().numpy(), tgt[1].numpy(), tgt_test[0].double().numpy(),
+                      tgt_test[1].numpy(), r["raw_pixel_probe_ridge"])
+    assert r["raw_pixel_transfer_acc"] == pytest.approx(raw, abs=0.011)  # one sample of 100
+    # the first network, rebuilt and retrained with the seed of its record
+    net = transfer.build_network(784, TINY.width, 5, TINY.backbone_depth, 1,
+                                 generator=torch.Generator().manual_seed(0))
+    train(net, *src, TrainConfig(lr=TINY.lr, epochs=TINY.epochs, alpha=TINY.alpha,
+                                 batch_size=TINY.batch_size, momentum=TINY.momentum,
+                                 weight_decay=TINY.weight_decay, schedule="cosine",
+                                 min_lr_ratio=TINY.min_lr_ratio, loss=TINY.loss, seed=0,
+                                 progress=False), device="cpu")
+    net.eval()
+    with torch.no_grad():
+        acc = float((net(src_test[0]).argmax(1) == src_test[1]).double().mean())
+        H = net.features(src[0])[TINY.backbone_depth].double().numpy()
+    rec = next(p for p in r["per_seed"] if p["head_layers"] == 1 and p["seed"] == 0)
+    assert rec["source_test_acc"] == acc
+    assert rec["compression_source"] == pytest.approx(naive_compression(H, src[1].numpy()),
+                                                      rel=1e-6)
 
 
 def test_run_experiment_is_deterministic_on_the_cpu(tiny_result):

@@ -11,6 +11,8 @@ from pncutils import metrics
 from pncutils.analysis import REPORT_COLUMNS, floor_fit, layer_report, pca_projection
 from pncutils.models import DeepLinearNetwork, HybridNetwork
 
+from _naive import naive_probe
+
 
 def _data(N, D_in, K, seed=0, offset=0.0):
     g = torch.Generator().manual_seed(seed)
@@ -105,17 +107,6 @@ class _GivenFeatures(nn.Module):
         return [x, x @ self.A]
 
 
-def _naive_probe_accuracy(H, y, H_test, y_test, ridge):
-    """Ridge least squares with an unpenalised bias by numpy's normal equations."""
-    K = int(y.max()) + 1
-    mean = H.mean(0)
-    Hc = H - mean
-    Y = np.eye(K)[y]
-    lam = ridge * (Hc**2).sum() / H.shape[1]
-    W = np.linalg.solve(Hc.T @ Hc + lam * np.eye(H.shape[1]), Hc.T @ (Y - Y.mean(0)))
-    return float((((H_test - mean) @ W + Y.mean(0)).argmax(1) == y_test).mean())
-
-
 def test_probe_matches_naive_normal_equations_for_imbalanced_classes_and_large_ridges():
     # sizes 45, 20, 7: the class prior Y_mean changes the argmax; large ridges shrink W
     # towards 0 so that the prior decides more and more predictions
@@ -133,8 +124,8 @@ def test_probe_matches_naive_normal_equations_for_imbalanced_classes_and_large_r
         for layer, (H, Ht) in enumerate(zip(model.features(X), model.features(Xt),
                                             strict=True)):
             H, Ht = H.detach().numpy(), Ht.detach().numpy()
-            train = _naive_probe_accuracy(H, y.numpy(), H, y.numpy(), ridge)
-            test = _naive_probe_accuracy(H, y.numpy(), Ht, yt.numpy(), ridge)
+            train = naive_probe(H, y.numpy(), H, y.numpy(), ridge)
+            test = naive_probe(H, y.numpy(), Ht, yt.numpy(), ridge)
             assert report.probe_train_acc[layer].item() == pytest.approx(train, abs=1e-12)
             assert report.probe_test_acc[layer].item() == pytest.approx(test, abs=1e-12)
             seen.add(round(train, 9))

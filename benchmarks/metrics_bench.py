@@ -192,7 +192,8 @@ def main(argv=None):
         f"metrics benchmark on {res['device']} ({res['machine']}, {res['threads']} thread(s)), "
         f"N={N} D={D} K={K} L={L}, float64",
         f"(a) full table: layerwise {t_layerwise:.3f} s, LayerwiseStats(batch {args.batch_size}) "
-        f"{t_stream:.3f} s, naive {t_naive:.1f} s (loops timed on {n_naive} samples, x{N / n_naive:g})",
+        f"{t_stream:.3f} s, naive {t_naive:.1f} s "
+        f"(loops timed on {n_naive} samples, x{N / n_naive:g})",
         f"    speed-up vs naive: layerwise {t_naive / t_layerwise:.0f}x, "
         f"stream {t_naive / t_stream:.0f}x, stream without NC1 {t_naive / t_stream_nonc1:.0f}x"
         "   (target >= 100x)",

@@ -34,7 +34,6 @@ import torch
 from torch import Tensor
 
 from pncutils._checks import (
-    _compute_device,
     as_tensor,
     check_features,
     check_float,

@@ -179,7 +179,8 @@ def min_norm_balanced_network(
     Examples
     --------
     >>> X = torch.eye(4, 6); y = torch.tensor([0, 0, 1, 1])
-    >>> Ws = min_norm_balanced_network(X, y, depth=3, eps=0.1, generator=torch.Generator().manual_seed(0))
+    >>> g = torch.Generator().manual_seed(0)
+    >>> Ws = min_norm_balanced_network(X, y, depth=3, eps=0.1, generator=g)
     >>> [tuple(W.shape) for W in Ws]
     [(6, 6), (6, 6), (2, 6)]
     >>> P = Ws[2] @ Ws[1] @ Ws[0]
@@ -248,7 +249,8 @@ def predicted_metrics(
     --------
     >>> X = torch.eye(6); y = torch.tensor([0, 0, 0, 1, 1, 1])
     >>> t = predicted_metrics(X, y, depth=2, eps=0.5)
-    >>> [round(c, 6) for c in t.compression.tolist()]  # C_0 = K(n-1)/(K-1) = 4, rho = 0.25 / 3^(1/2)
+    >>> # C_0 = K(n-1)/(K-1) = 4, rho = 0.25 / 3^(1/2)
+    >>> [round(c, 6) for c in t.compression.tolist()]
     [4.0, 0.57735]
     """
     X, Y, y = _inputs(X, Y)
@@ -620,7 +622,8 @@ def assumption_report(weights: Any, X: Any, Y: Any, alpha: float = 1.0,
     Examples
     --------
     >>> X = torch.eye(6, 8); y = torch.tensor([0, 0, 1, 1, 2, 2])
-    >>> Ws = min_norm_balanced_network(X, y, depth=3, eps=0.1, generator=torch.Generator().manual_seed(0))
+    >>> g = torch.Generator().manual_seed(0)
+    >>> Ws = min_norm_balanced_network(X, y, depth=3, eps=0.1, generator=g)
     >>> r = assumption_report(Ws, X, y, eps=0.1)
     >>> r["distance to the min-norm map"] < 1e-12, round(r["bulk: max deviation from eps"], 12)
     (True, 0.0)

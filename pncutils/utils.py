@@ -46,7 +46,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
     seed = check_int(seed, "seed", minimum=0)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds the legacy global RNG)
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _naive import naive_probe
 from torch import nn
 
 from pncutils import metrics
 from pncutils.analysis import REPORT_COLUMNS, floor_fit, layer_report, pca_projection
 from pncutils.models import DeepLinearNetwork, HybridNetwork
-
-from _naive import naive_probe
 
 
 def _data(N, D_in, K, seed=0, offset=0.0):

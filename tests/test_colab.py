@@ -34,11 +34,13 @@ nbclient = pytest.importorskip("nbclient")
 skip_colab = pytest.mark.skipif(os.environ.get("PNC_SKIP_COLAB", "") not in ("", "0"),
                                 reason="PNC_SKIP_COLAB is set")
 
-# The install line of tools/setup_cell.py: a release of the repository, installed by pip.
-INSTALL = re.compile(
-    r'^(?P<indent>[ \t]+)%pip install -q "pncutils @ (?P<url>git\+https://\S+@v[0-9][\w.]*)"$',
-    re.M,
-)
+# The install lines of tools/setup_cell.py: the PyPI release, then the release tag of the
+# repository as the fallback (both installed by the kernel's own pip).
+RELEASE = re.compile(r'^(?P<indent>[ \t]+)_release = "(?P<spec>pncutils==[0-9][\w.]*)"$', re.M)
+TAGGED = re.compile(
+    r'^(?P<indent>[ \t]+)_tagged = "(?P<spec>pncutils @ git\+https://\S+@v[0-9][\w.]*)"$', re.M)
+# a requirement that pip rejects at once, without any network: stands in for "not on PyPI"
+MISSING = "pncutils @ file:///nonexistent/pncutils-0.0.0-py3-none-any.whl"
 CELL_TIMEOUT = 300
 
 
@@ -58,23 +60,36 @@ def pncutils_wheel(colab_base, tmp_path_factory):
     return colab_env.build_wheel(tmp_path_factory.mktemp("pncutils-wheel"), colab_base)
 
 
-def colab_notebook(path: Path, wheel: Path, venv: Path):
-    """The chapter as Colab would run it, its install line pointed at `wheel`, with checks."""
+def wheel_spec(wheel: Path) -> str:
+    return f"pncutils @ {wheel.as_uri()}"
+
+
+def colab_notebook(path: Path, wheel: Path, venv: Path, via: str = "pypi"):
+    """The chapter as Colab would run it, its install lines pointed at `wheel`, with checks.
+
+    ``via="pypi"``: the release line installs `wheel`; ``via="tag"``: the release line fails
+    (not on PyPI) and the fallback line installs `wheel`.
+    """
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, f"{path.name} has no code cell"
     setup = code[0]
     src = setup.source
     assert 'if "google.colab" in sys.modules:' in src, "the setup cell lost its Colab branch"
-    hits = INSTALL.findall(src)
-    assert len(hits) == 1, (
-        f"{path.name}: the setup cell must hold exactly one line "
-        f'`%pip install -q "pncutils @ git+https://...@vX.Y.Z"` (found {len(hits)}); '
-        "update tests/test_colab.py if its format changed on purpose"
-    )
-    assert src.count("pip install") == 1, "the setup cell must install pncutils only"
-    new = INSTALL.sub(lambda m: f'{m["indent"]}%pip install -q "pncutils @ {wheel.as_uri()}"', src)
-    assert new != src and wheel.as_uri() in new
+    for pattern, name in ((RELEASE, "_release"), (TAGGED, "_tagged")):
+        hits = pattern.findall(src)
+        assert len(hits) == 1, (
+            f"{path.name}: the setup cell must hold exactly one line `{name} = \"...\"` "
+            f"of the form {pattern.pattern!r} (found {len(hits)}); "
+            "update tests/test_colab.py if its format changed on purpose"
+        )
+    assert src.count('"-m", "pip", "install"') == 1, "the setup cell must install pncutils only"
+    # PyPI path: the release line installs the wheel; fallback path: the release is missing
+    # (as before the first PyPI upload) and the tagged line installs the wheel
+    release = wheel_spec(wheel) if via == "pypi" else MISSING
+    new = RELEASE.sub(lambda m: f'{m["indent"]}_release = "{release}"', src)
+    new = TAGGED.sub(lambda m: f'{m["indent"]}_tagged = "{wheel_spec(wheel)}"', new)
+    assert new != src and wheel.as_uri() in new and "git+" not in new
     setup.source = new
 
     site = str(colab_env.site_packages(venv))
@@ -117,15 +132,18 @@ del _md, _sys, _name, _torch_before, _pnc
 def test_install_line_is_pointed_at_the_working_tree(path, tmp_path):
     """Fast: the substitution finds the install line (and fails loudly if its format changes)."""
     wheel = tmp_path / "pncutils-0.1.0-py3-none-any.whl"
-    nb, setup = colab_notebook(path, wheel, tmp_path / "venv")
-    assert f'%pip install -q "pncutils @ {wheel.as_uri()}"' in setup.source
-    assert "git+" not in setup.source
-    assert nb.cells.index(setup) == 1 + next(
-        i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    for via in ("pypi", "tag"):
+        nb, setup = colab_notebook(path, wheel, tmp_path / "venv", via)
+        release = wheel_spec(wheel) if via == "pypi" else MISSING
+        assert f'_release = "{release}"' in setup.source
+        assert f'_tagged = "{wheel_spec(wheel)}"' in setup.source
+        assert "git+" not in setup.source
+        assert nb.cells.index(setup) == 1 + next(
+            i for i, c in enumerate(nb.cells) if c.cell_type == "code")
 
     changed = nbformat.read(path, as_version=4)
     first = next(c for c in changed.cells if c.cell_type == "code")
-    first.source = first.source.replace("%pip install -q", "!pip install")
+    first.source = first.source.replace("_tagged = ", "_source = ")
     broken = tmp_path / path.name
     nbformat.write(changed, broken)
     with pytest.raises(AssertionError, match="exactly one line"):
@@ -143,7 +161,9 @@ def test_chapter_runs_as_in_colab(path, colab_base, pncutils_wheel, tmp_path):
     venv = colab_env.make_overlay(tmp_path / "venv", colab_base)
     ksm = KernelSpecManager(kernel_dirs=[str(colab_env.write_kernelspec(venv))])
     km = KernelManager(kernel_name=colab_env.KERNEL_NAME, kernel_spec_manager=ksm)
-    nb, setup = colab_notebook(path, pncutils_wheel, venv)
+    # half of the chapters take the PyPI line, the other half the fallback to the release tag
+    via = "pypi" if CHAPTERS.index(path) % 2 == 0 else "tag"
+    nb, setup = colab_notebook(path, pncutils_wheel, venv, via)
     content = tmp_path / "content"  # Colab's working folder: the notebook alone
     content.mkdir()
     env = colab_env.kernel_env(venv, PNC_QUICK="1", IPYTHONDIR=str(tmp_path / "ipython"),

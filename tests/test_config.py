@@ -16,7 +16,7 @@ def test_config_is_frozen_and_replaceable():
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['dpeth'\]"):
         cfg.replace(dpeth=4)
     with pytest.raises(AttributeError, match="no parameter 'width'"):
-        cfg.width
+        _ = cfg.width
     with pytest.raises(ValueError, match="not JSON-serialisable"):
         Config(f=object())
 

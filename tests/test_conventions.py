@@ -99,7 +99,7 @@ def naive_reference_code(H, y, batch_size, copy):
         for b in range(batch.shape[0]):
             k = int(labels[b])
 
-            def row(b=b):
+            def row(b=b, batch=batch):
                 r = batch[b, :].numpy()
                 return r.copy() if copy else r
 

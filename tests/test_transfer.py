@@ -9,11 +9,10 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from _naive import naive_probe
 
 from pncutils import reproduce, transfer
 from pncutils.config import Config
-
-from _naive import naive_probe
 
 matplotlib.use("Agg")
 

@@ -15,9 +15,11 @@ from pncutils import utils
 
 def test_seed_everything_seeds_all_generators():
     g1 = utils.seed_everything(3)
-    a = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g1))
+    a = (random.random(), np.random.rand(),  # noqa: NPY002 (the legacy global RNG)
+         torch.rand(1).item(), torch.rand(1, generator=g1))
     g2 = utils.seed_everything(3)
-    b = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g2))
+    b = (random.random(), np.random.rand(),  # noqa: NPY002
+         torch.rand(1).item(), torch.rand(1, generator=g2))
     assert a[:3] == b[:3] and torch.equal(a[3], b[3])
     with pytest.raises(ValueError, match="seed must be >= 0"):
         utils.seed_everything(-1)
@@ -92,8 +94,9 @@ def test_public_surface():
         assert mod.__all__, mod.__name__
         for name in mod.__all__:
             assert hasattr(mod, name), f"{mod.__name__}.{name}"
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert pnc.__version__ == meta["project"]["version"]

@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import setup_cell  # noqa: E402
@@ -36,13 +38,31 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def set_config_url(root: Path, url: str) -> None:
-    """Replace ``repository.url`` in ``root/_config.yml``."""
+    """Replace ``repository.url`` in ``root/_config.yml``, keeping its comments and layout.
+
+    The file is parsed with PyYAML before and after: the value replaced is the one the parser
+    reads as ``repository.url`` (on the line PyYAML reports), and the rewritten file must parse
+    to the same configuration with only that value changed, or nothing is written.
+    """
     path = root / "_config.yml"
     text = path.read_text()
-    new, count = re.subn(r"(^repository:\s*\n(?:\s+.*\n)*?\s+url:\s*)(\S+)", rf"\g<1>{url}",
-                         text, count=1, flags=re.M)
-    if count != 1:
-        raise ValueError(f"{path} has no repository.url to replace")
+    before = yaml.safe_load(text)
+    node = yaml.compose(text)
+    value = None
+    if isinstance(node, yaml.MappingNode):
+        repo = next((v for k, v in node.value if k.value == "repository"), None)
+        if isinstance(repo, yaml.MappingNode):
+            value = next((v for k, v in repo.value if k.value == "url"), None)
+    if not isinstance(value, yaml.ScalarNode) or value.start_mark.line != value.end_mark.line:
+        raise ValueError(f"{path} has no single-line repository.url to replace")
+    lines = text.splitlines(keepends=True)
+    i, start, end = value.start_mark.line, value.start_mark.column, value.end_mark.column
+    lines[i] = lines[i][:start] + url + lines[i][end:]
+    new = "".join(lines)
+    after = yaml.safe_load(new)
+    before["repository"]["url"] = url
+    if after != before:
+        raise ValueError(f"rewriting repository.url in {path} changed more than that value")
     _atomic_write(path, new)
 
 

@@ -14,6 +14,19 @@ ASSIGN_VENV := .venv-assign
 ASSIGN_STAMP := $(ASSIGN_VENV)/.installed
 # MathJax, require.js and the widget manager, installed from npm at build time (not committed)
 VENDOR_STAMP := _vendor/.installed
+# developer tools of `make test` (ruff, workflow checks, build/twine) and cffconvert, each in
+# its own venv: cffconvert pins jsonschema<4, and neither belongs in the book's environment
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+CFF_VENV := .venv-cff
+CFF_STAMP := $(CFF_VENV)/.installed
+
+# TORCH=cpu: take torch from PyTorch's CPU wheel index (about 200 MB) instead of PyPI's
+# default Linux wheel, the CUDA build (several GB with its NVIDIA libraries). The default
+# (TORCH=default) is unchanged; on the development machines it takes the CPU file on disk.
+TORCH ?= default
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+PIP_TORCH := $(if $(filter cpu,$(TORCH)),--extra-index-url $(TORCH_CPU_INDEX),)
 
 # One BLAS/OpenMP thread: on a 2-core machine small matmuls run up to 40x slower with two.
 export OMP_NUM_THREADS := 1
@@ -22,13 +35,15 @@ export OPENBLAS_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 export PNC_PROGRESS := 0
 
-.PHONY: help venv book book-student assignments test test-unit bench clean strip set-repo vendor
+.PHONY: help venv lint book book-student assignments test test-unit bench clean strip set-repo vendor
 
 help:
 	@echo "make book   build the book with execution into _build/html"
 	@echo "make test   run unit tests, doctests and notebook tests (quick mode)"
 	@echo "make assignments   student notebooks and autograder zips (instructor env .venv-assign)"
 	@echo "make book-student  the book without the exercises' solutions, in _build/student"
+	@echo "make lint   ruff check (also run by make test)"
+	@echo "TORCH=cpu   (with book/test/venv) install torch from PyTorch's CPU wheel index"
 	@echo "make bench  run the CPU benchmarks (results in benchmarks/results/)"
 	@echo "make strip  remove outputs from the notebooks"
 	@echo "make clean  remove _build and caches (keeps .venv)"
@@ -41,11 +56,24 @@ $(BIN)/python:
 # package in ONE pip command, so that pip never picks an unpinned (CUDA) torch.
 $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
+	$(BIN)/python -m pip install --quiet $(PIP_TORCH) -r requirements.txt -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(TOOLS_STAMP): tools/requirements-dev.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -r tools/requirements-dev.txt
+	touch $(TOOLS_STAMP)
+
+$(CFF_STAMP): tools/requirements-cff.txt
+	test -x $(CFF_VENV)/bin/python || $(PYTHON) -m venv $(CFF_VENV)
+	$(CFF_VENV)/bin/python -m pip install --quiet -r tools/requirements-cff.txt
+	touch $(CFF_STAMP)
+
+lint: $(TOOLS_STAMP)
+	$(TOOLS_VENV)/bin/ruff check .
 
 $(VENDOR_STAMP): tools/vendor_assets.sh tools/widgets_setup.js
 	bash tools/vendor_assets.sh _vendor
@@ -78,7 +106,8 @@ book: $(STAMP) $(VENDOR_STAMP)
 # Unit tests, doctests of the package, every notebook under nbval in quick mode, the book
 # build and its browser test, the Colab-like runs and the assignments: two workers, one
 # file per worker at a time (nbval needs a notebook's cells on one worker).
-test: $(STAMP) $(VENDOR_STAMP) $(ASSIGN_STAMP)
+test: $(STAMP) $(VENDOR_STAMP) $(ASSIGN_STAMP) $(TOOLS_STAMP) $(CFF_STAMP)
+	$(TOOLS_VENV)/bin/ruff check .
 	PNC_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile \
 		tests pncutils book --doctest-modules --nbval-lax --nbval-current-env
 

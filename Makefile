@@ -35,7 +35,20 @@ export OPENBLAS_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 export PNC_PROGRESS := 0
 
-.PHONY: help venv lint book book-student assignments test test-unit bench clean strip set-repo vendor
+.PHONY: help venv lint book book-student assignments test test-unit bench clean strip set-repo vendor \
+	system-book system-test
+
+# What the book and its tests need from outside Python (tools/ensure_system.py): FashionMNIST
+# (found, else downloaded with checksums, else Debian's package as root) and, for the tests,
+# a Chromium. The `pre` stage runs with the system Python BEFORE the venv is built, so a
+# machine that can get neither stops in seconds with one message; `post` downloads with the
+# venv's pncutils (pooch) or tries Playwright's browser. Listed first among the prerequisites
+# of `book` and `test`, so it runs first (make builds prerequisites in order).
+system-book:
+	$(PYTHON) tools/ensure_system.py pre --data
+
+system-test:
+	$(PYTHON) tools/ensure_system.py pre --data --browser
 
 help:
 	@echo "make book   build the book with execution into _build/html"
@@ -95,10 +108,12 @@ $(ASSIGN_STAMP): assignments/requirements.txt requirements.txt pyproject.toml $(
 assignments: $(ASSIGN_STAMP)
 	$(ASSIGN_VENV)/bin/python tools/make_assignments.py
 
-book-student: $(STAMP) $(VENDOR_STAMP)
+book-student: system-book $(STAMP) $(VENDOR_STAMP)
+	$(BIN)/python tools/ensure_system.py post --data
 	bash tools/build_student_book.sh
 
-book: $(STAMP) $(VENDOR_STAMP)
+book: system-book $(STAMP) $(VENDOR_STAMP)
+	$(BIN)/python tools/ensure_system.py post --data
 	rm -rf _build/html
 	$(BIN)/jupyter-book build -W -n --keep-going .
 	@echo "The book is in _build/html: open file://$(CURDIR)/_build/html/index.html"
@@ -106,7 +121,8 @@ book: $(STAMP) $(VENDOR_STAMP)
 # Unit tests, doctests of the package, every notebook under nbval in quick mode, the book
 # build and its browser test, the Colab-like runs and the assignments: two workers, one
 # file per worker at a time (nbval needs a notebook's cells on one worker).
-test: $(STAMP) $(VENDOR_STAMP) $(ASSIGN_STAMP) $(TOOLS_STAMP) $(CFF_STAMP)
+test: system-test $(STAMP) $(VENDOR_STAMP) $(ASSIGN_STAMP) $(TOOLS_STAMP) $(CFF_STAMP)
+	$(BIN)/python tools/ensure_system.py post --data --browser
 	$(TOOLS_VENV)/bin/ruff check .
 	PNC_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile \
 		tests pncutils book --doctest-modules --nbval-lax --nbval-current-env

@@ -12,9 +12,10 @@ Synthetic data (no files, no network):
 - :func:`gaussian_mixture`: a Gaussian mixture for the nonlinear toy chapters.
 
 Real data (:func:`load_dataset`): FashionMNIST, MNIST, CIFAR-10 and scikit-learn's
-bundled digits. The loader reads the standard files itself (no torchvision) and never
-touches the network unless ``download=True`` is passed. :data:`DATASETS` describes every
-dataset: sizes, files, mirrors and checksums.
+bundled digits. The loader reads the standard files itself (no torchvision), looks for
+them on disk first and downloads them (checksummed, with pooch) only when they are missing
+and downloads are allowed (:func:`downloads_allowed`; never in the test suite).
+:data:`DATASETS` describes every dataset: sizes, files, mirrors and checksums.
 
 See Also
 --------
@@ -23,20 +24,15 @@ book/notation.md : symbols and shapes.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import hashlib
-import http.client
 import math
 import os
 import pickle
 import shutil
 import tarfile
 import tempfile
-import urllib.request
 import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -44,6 +40,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pncutils._catalog import (
+    _CIFAR_FOLDER,
+    DATASETS,
+    SYSTEM_DIRS,
+    DatasetInfo,
+    cache_base,
+    find,
+    locate,
+)
+from pncutils._catalog import pnc_data_dirs as _pnc_data_dirs
 from pncutils._checks import as_tensor, check_choice, check_float, check_int
 
 __all__ = [
@@ -55,6 +61,7 @@ __all__ = [
     "gaussian_mixture",
     "one_hot",
     "load_dataset",
+    "downloads_allowed",
 ]
 
 
@@ -282,189 +289,6 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: torch.dtype = torch.f
     return torch.nn.functional.one_hot(y, num_classes).to(dtype)
 
 
-# ----------------------------------------------------------------------------------------
-# Real datasets: the table
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """Description of one real dataset (an entry of :data:`DATASETS`).
-
-    Attributes
-    ----------
-    name : str
-        Key in :data:`DATASETS`, also the subfolder searched under ``root``/``$PNC_DATA``.
-    title : str
-        Human-readable name.
-    num_classes : int
-        K; file labels must lie in ``[0, K)``.
-    shape : tuple of int
-        ``(C, H, W)`` of one image; a sample is flattened CHW to ``C·H·W`` features.
-    num_samples : dict
-        Samples per split in the canonical files (informative: smaller files are accepted).
-    files : dict
-        Split -> file names needed (IDX: ``(images, labels)``; CIFAR-10: pickle batches).
-    subfolders : tuple of str
-        Subfolders searched under each base folder, in order (``name`` first, then the
-        layout torchvision uses, e.g. ``FashionMNIST/raw``).
-    archive : str or None
-        An archive accepted in place of the files (CIFAR-10's ``cifar-10-python.tar.gz``).
-    urls : tuple of str
-        Base URLs of the mirrors, tried in order by ``download=True``.
-    hashes : dict
-        File name -> ``(algorithm, hex digest)`` of the canonical downloads.
-    mean, std : tuple of float
-        Per-channel mean and std of the pixel values scaled to [0, 1], used to standardise.
-    max_value : int
-        Raw pixel maximum (255, or 16 for digits): pixels are divided by it first.
-    """
-
-    name: str
-    title: str
-    num_classes: int
-    shape: tuple[int, int, int]
-    num_samples: Mapping[str, int]
-    files: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    subfolders: tuple[str, ...] = ()
-    archive: str | None = None
-    urls: tuple[str, ...] = ()
-    hashes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    mean: tuple[float, ...] = (0.0,)
-    std: tuple[float, ...] = (1.0,)
-    max_value: int = 255
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        """Allowed values of ``split``."""
-        return tuple(self.num_samples)
-
-    @property
-    def num_features(self) -> int:
-        """``C·H·W``, the length of a flattened sample."""
-        return math.prod(self.shape)
-
-
-_IDX_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-_CIFAR_FOLDER = "cifar-10-batches-py"
-_CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
-
-#: The datasets :func:`load_dataset` knows. Hashes are the SHA-256 digests of the canonical
-#: downloads, as TensorFlow Datasets' ``url_checksums`` list them (torchvision lists MD5s
-#: of the same files: FashionMNIST train images 8d4fb7e6..., CIFAR-10 c58f3010...). The
-#: FashionMNIST files of the Debian package are recompressed (same images, different gzip
-#: bytes), which is why files found on disk are not checked against these digests.
-DATASETS: dict[str, DatasetInfo] = {
-    "fashion_mnist": DatasetInfo(
-        name="fashion_mnist",
-        title="FashionMNIST",
-        num_classes=10,
-        shape=(1, 28, 28),
-        num_samples={"train": 60000, "test": 10000},
-        files=_IDX_FILES,
-        subfolders=("fashion_mnist", "FashionMNIST/raw"),
-        urls=(
-            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-        ),
-        hashes={
-            "train-images-idx3-ubyte.gz": (
-                "sha256",
-                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-            ),
-            "train-labels-idx1-ubyte.gz": (
-                "sha256",
-                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-            ),
-            "t10k-images-idx3-ubyte.gz": (
-                "sha256",
-                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-            ),
-            "t10k-labels-idx1-ubyte.gz": (
-                "sha256",
-                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-            ),
-        },
-        mean=(0.2860,),
-        std=(0.3530,),
-    ),
-    "mnist": DatasetInfo(
-        name="mnist",
-        title="MNIST",
-        num_classes=10,
-        shape=(1, 28, 28),
-        num_samples={"train": 60000, "test": 10000},
-        files=_IDX_FILES,
-        subfolders=("mnist", "MNIST/raw"),
-        urls=(
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",
-            "https://storage.googleapis.com/cvdf-datasets/mnist/",
-        ),
-        hashes={
-            "train-images-idx3-ubyte.gz": (
-                "sha256",
-                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-            ),
-            "train-labels-idx1-ubyte.gz": (
-                "sha256",
-                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-            ),
-            "t10k-images-idx3-ubyte.gz": (
-                "sha256",
-                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-            ),
-            "t10k-labels-idx1-ubyte.gz": (
-                "sha256",
-                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-            ),
-        },
-        mean=(0.1307,),
-        std=(0.3081,),
-    ),
-    "cifar10": DatasetInfo(
-        name="cifar10",
-        title="CIFAR-10",
-        num_classes=10,
-        shape=(3, 32, 32),
-        num_samples={"train": 50000, "test": 10000},
-        files={
-            "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
-            "test": ("test_batch",),
-        },
-        subfolders=("cifar10",),
-        archive=_CIFAR_ARCHIVE,
-        urls=("https://www.cs.toronto.edu/~kriz/",),
-        hashes={
-            _CIFAR_ARCHIVE: (
-                "sha256", "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
-            )
-        },
-        # the reference code's transforms.Normalize constants
-        mean=(0.4914, 0.4822, 0.4465),
-        std=(0.2023, 0.1994, 0.2010),
-    ),
-    "digits": DatasetInfo(
-        name="digits",
-        title="scikit-learn digits",
-        num_classes=10,
-        shape=(1, 8, 8),
-        num_samples={"train": 1442, "test": 355, "all": 1797},
-        # global mean and std of all 1797 x 64 pixel values divided by 16
-        mean=(0.3053,),
-        std=(0.3760,),
-        max_value=16,
-    ),
-}
-
-#: System folders searched (after ``root`` and ``$PNC_DATA``) for each dataset.
-#: ``apt-get install dataset-fashion-mnist`` installs the four standard IDX files there.
-SYSTEM_DIRS: dict[str, list[str]] = {
-    "fashion_mnist": ["/usr/share/datasets/fashion-mnist"],
-}
-
 _SPLITS_OF_DIGITS = ("train", "test", "all")
 
 
@@ -481,63 +305,29 @@ class _ChecksumError(ValueError):
     """A downloaded file does not match its expected digest."""
 
 
-# ----------------------------------------------------------------------------------------
-# Locating files
-# ----------------------------------------------------------------------------------------
+
+_OFF = ("0", "false", "no", "off")
 
 
-def _cache_base() -> Path:
-    """``$XDG_CACHE_HOME/pncutils`` (default ``~/.cache/pncutils``): where downloads go last."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pncutils"
+def downloads_allowed() -> bool:
+    """Whether :func:`load_dataset` may download missing files by default (``download=None``).
 
+    Yes, unless ``$PNC_DOWNLOAD`` is ``0``, ``false``, ``no`` or ``off``: the test suite and
+    ``make test`` set it to 0 so that nothing downloads at test time. A reader on a laptop
+    with internet, in plain Jupyter or in Colab, gets the files on first use.
 
-def _pnc_data_dirs() -> list[Path]:
-    value = os.environ.get("PNC_DATA", "")
-    return [Path(p).expanduser() for p in value.split(os.pathsep) if p.strip()]
+    Used in: ch05, ch06, ch07 (through :func:`load_dataset`).
 
-
-def _candidate_dirs(info: DatasetInfo, root: Path | None) -> list[Path]:
-    """Folders searched for `info`'s files, in order (see :func:`load_dataset`)."""
-    bases = ([root] if root is not None else []) + _pnc_data_dirs()
-    dirs: list[Path] = []
-    for base in bases:
-        dirs += [base / sub for sub in info.subfolders] + [base]
-    dirs += [Path(p) for p in SYSTEM_DIRS.get(info.name, [])]
-    dirs.append(_cache_base() / info.name)
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
-
-
-def _idx_path(folder: Path, name: str) -> Path | None:
-    """``folder/name`` (gzip), else the uncompressed ``folder/name`` without ``.gz``."""
-    for candidate in (folder / name, folder / name.removesuffix(".gz")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _locate(info: DatasetInfo, split: str, folder: Path) -> tuple[str, Any] | None:
-    """Find what `folder` offers for (`info`, `split`).
-
-    Returns ``("idx", [images, labels])``, ``("dir", batch_folder)``, ``("tar", archive)``
-    or ``None``.
+    Examples
+    --------
+    >>> import os; old = os.environ.get("PNC_DOWNLOAD")
+    >>> os.environ["PNC_DOWNLOAD"] = "0"; downloads_allowed()
+    False
+    >>> os.environ["PNC_DOWNLOAD"] = "1"; downloads_allowed()
+    True
+    >>> _ = os.environ.pop("PNC_DOWNLOAD") if old is None else os.environ.update(PNC_DOWNLOAD=old)
     """
-    if not folder.is_dir():
-        return None
-    names = info.files[split]
-    if info.archive is None:
-        paths = [_idx_path(folder, n) for n in names]
-        return ("idx", paths) if all(p is not None for p in paths) else None
-    for batch_dir in (folder / _CIFAR_FOLDER, folder):
-        if all((batch_dir / n).is_file() for n in names):
-            return ("dir", batch_dir)
-    if (folder / info.archive).is_file():
-        return ("tar", folder / info.archive)
-    return None
+    return os.environ.get("PNC_DOWNLOAD", "").strip().lower() not in _OFF
 
 
 def _not_found(info: DatasetInfo, split: str, searched: list[Path]) -> DatasetNotFoundError:
@@ -560,7 +350,15 @@ def _not_found(info: DatasetInfo, split: str, searched: list[Path]) -> DatasetNo
             "  - on Debian/Ubuntu: apt-get install dataset-fashion-mnist "
             "(installs /usr/share/datasets/fashion-mnist/);"
         )
-    lines.append(f"  - when online: pass download=True (fetches from {info.urls[0]}).")
+    lines.append(
+        f"  - when online: pass download=True (fetches from {info.urls[0]})"
+        + (
+            f"; downloads are off by default here because PNC_DOWNLOAD="
+            f"{os.environ.get('PNC_DOWNLOAD', '')!r}."
+            if not downloads_allowed()
+            else "."
+        )
+    )
     return DatasetNotFoundError("\n".join(lines))
 
 
@@ -568,9 +366,15 @@ def _not_found(info: DatasetInfo, split: str, searched: list[Path]) -> DatasetNo
 # Downloads
 # ----------------------------------------------------------------------------------------
 
-#: Opener used by :func:`_fetch`; tests replace it to serve local bytes.
-_urlopen: Callable[..., Any] = urllib.request.urlopen
-_DOWNLOAD_ERRORS = (OSError, ValueError, http.client.HTTPException)
+def _make_downloader(progressbar: bool) -> Callable[..., Any]:
+    """The pooch downloader of :func:`_fetch`: HTTP(S) with ``requests``, 60 s time-out.
+
+    Tests replace this function to serve local bytes (a callable
+    ``downloader(url, output_file, pooch)`` that writes the file).
+    """
+    import pooch
+
+    return pooch.HTTPDownloader(progressbar=progressbar, timeout=60)
 
 
 def _fetch(
@@ -578,37 +382,38 @@ def _fetch(
     dest: str | os.PathLike[str],
     expected_hash: str,
     algo: str = "sha256",
-    opener: Callable[..., Any] | None = None,
-    chunk_size: int = 1 << 20,
+    downloader: Callable[..., Any] | None = None,
+    progressbar: bool | None = None,
 ) -> Path:
-    """Download `url` to `dest` atomically, verifying its digest.
+    """Download `url` to `dest` with pooch, atomically, verifying its digest.
 
-    The bytes go to a temporary file in `dest`'s folder; only when the digest matches is it
-    renamed to `dest` (``os.replace``). On any failure (network error, checksum mismatch,
-    interruption, even ``KeyboardInterrupt``) the temporary file is removed and `dest` is
-    not created. `opener(url, timeout=...)` must return a context manager with ``read(n)``;
-    it defaults to the module's ``_urlopen`` (``urllib.request.urlopen``).
+    pooch streams the bytes into a temporary file in `dest`'s folder, checks its digest
+    against ``"{algo}:{expected_hash}"`` and only then moves it to `dest`; on any failure
+    (network error, checksum mismatch, interruption, even ``KeyboardInterrupt``) the
+    temporary file is removed and `dest` is not created. A checksum mismatch raises
+    :class:`_ChecksumError` (a ValueError); network errors raise OSError (``requests``'
+    exceptions are OSErrors). `downloader` defaults to :func:`_make_downloader`, with a
+    progress bar when :func:`pncutils.utils.progress_enabled` (or `progressbar`) says so.
     """
+    import pooch
+
     dest = Path(dest)
-    opener = _urlopen if opener is None else opener
-    digest = hashlib.new(algo, usedforsecurity=False)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    if downloader is None:
+        if progressbar is None:
+            from pncutils.utils import progress_enabled
+
+            progressbar = progress_enabled()
+        downloader = _make_downloader(progressbar)
     try:
-        with os.fdopen(fd, "wb") as out, opener(url, timeout=60) as response:
-            while chunk := response.read(chunk_size):
-                digest.update(chunk)
-                out.write(chunk)
-        got = digest.hexdigest()
-        if got != expected_hash.lower():
-            raise _ChecksumError(
-                f"checksum mismatch for {url}: expected {algo} {expected_hash}, got {got}; "
-                "the download was discarded"
-            )
-        os.replace(tmp_name, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+        pooch.retrieve(url, known_hash=f"{algo}:{expected_hash}", fname=dest.name,
+                       path=dest.parent, downloader=downloader)
+    except ValueError as err:
+        if "hash" not in str(err):
+            raise
+        raise _ChecksumError(
+            f"checksum mismatch for {url}: expected {algo} {expected_hash} ({err}); "
+            "the download was discarded"
+        ) from err
     return dest
 
 
@@ -625,7 +430,7 @@ def _download(info: DatasetInfo, split: str, folder: Path) -> None:
             try:
                 _fetch(base + name, folder / name, digest, algo)
                 break
-            except _DOWNLOAD_ERRORS as err:
+            except (OSError, ValueError) as err:
                 errors.append(err)
         else:
             detail = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
@@ -903,14 +708,16 @@ def load_dataset(
     Digits: scikit-learn's bundled ``load_digits`` (no files).
 
     **Downloads.** Only when the files are not found, and only with ``download=True`` or
-    with ``download=None`` (the default) in Colab or when ``$PNC_DOWNLOAD`` is set to
-    anything but ``""``, ``0`` or ``false`` (so that a chapter runs unchanged in Colab):
-    the canonical files are fetched with urllib (FashionMNIST from Zalando's S3 bucket,
-    MNIST from the ossci-datasets S3 mirror, CIFAR-10 from cs.toronto.edu, with a second
-    mirror where one exists) into ``<base>/<name>``, where ``<base>`` is ``root``, else the
-    first ``$PNC_DATA`` folder, else the cache of step 4. Each file is checked against the
-    SHA-256 digest of the canonical file (:data:`DATASETS` ``.hashes``) and written atomically
-    (temporary file, then ``os.replace``): a failed or interrupted download leaves no file.
+    with ``download=None`` (the default) unless :func:`downloads_allowed` says no (the
+    environment variable ``PNC_DOWNLOAD=0``, which the test suite sets): the canonical files
+    are fetched with pooch (FashionMNIST from Zalando's S3 bucket, MNIST from the
+    ossci-datasets S3 mirror, CIFAR-10 from cs.toronto.edu, with a second mirror where one
+    exists; a progress bar where :func:`pncutils.utils.progress_enabled`) into
+    ``<base>/<name>``, where ``<base>`` is ``root``, else the first ``$PNC_DATA`` folder,
+    else the cache of step 4. Each file is checked against the SHA-256 digest of the
+    canonical file (:data:`DATASETS` ``.hashes``) and written atomically (pooch streams it
+    into a temporary file and moves it only once the digest matches): a failed or
+    interrupted download leaves no file.
 
     Parameters
     ----------
@@ -927,7 +734,7 @@ def load_dataset(
         by class). ValueError if a class has fewer samples.
     download : bool, optional
         Allow fetching the files from the internet when they are not found; None (default):
-        allowed in Colab (:func:`pncutils.utils.is_colab`) or when ``$PNC_DOWNLOAD`` is set.
+        allowed unless ``$PNC_DOWNLOAD`` is ``0``/``false`` (:func:`downloads_allowed`).
     device : str or torch.device, optional
         Device of the returned tensors (default CPU).
     dtype : torch.dtype, default torch.float32
@@ -975,10 +782,7 @@ def load_dataset(
     if num_per_class is not None:
         num_per_class = check_int(num_per_class, "num_per_class", minimum=1)
     if download is None:
-        from pncutils.utils import is_colab
-
-        flag = os.environ.get("PNC_DOWNLOAD", "").strip().lower()
-        download = is_colab() or flag not in ("", "0", "false")
+        download = downloads_allowed()
     if not isinstance(download, bool):
         raise ValueError(f"download must be True, False or None, got {download!r}")
     if not isinstance(normalize, bool):
@@ -1007,20 +811,15 @@ def load_dataset(
 def _read_files(
     info: DatasetInfo, split: str, root: Path | None, download: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    searched = _candidate_dirs(info, root)
-    found = None
-    for folder in searched:
-        found = _locate(info, split, folder)
-        if found is not None:
-            break
+    found, searched = find(info, split, root)
     if found is None:
         if not download:
             raise _not_found(info, split, searched)
         pnc_data = _pnc_data_dirs()
-        base = root if root is not None else (pnc_data[0] if pnc_data else _cache_base())
+        base = root if root is not None else (pnc_data[0] if pnc_data else cache_base())
         target = base / info.name
         _download(info, split, target)
-        found = _locate(info, split, target)
+        found = locate(info, split, target)
         if found is None:  # cannot happen unless the folder changed under us
             raise _not_found(info, split, [target])
     kind, where = found

@@ -2,8 +2,9 @@
 
 The loader tests write small files in the standard formats (IDX gzip, CIFAR-10 pickle
 batches and tar.gz) into ``tmp_path``. Every test runs with ``$PNC_DATA`` unset, the
-download cache in ``tmp_path``, no system folders and an opener that fails on use, so
-nothing on this machine or on the network can leak in.
+download cache in ``tmp_path``, no system folders and a downloader that fails on use, so
+nothing on this machine or on the network can leak in. Downloads go through pooch with a
+downloader that serves bytes from memory (``data._make_downloader`` replaced).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import tarfile
 import time
 import types
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from pncutils.data import (
 )
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+REAL_MAKE_DOWNLOADER = data._make_downloader  # before the autouse fixture replaces it
 
 # the published per-channel normalisation constants (pixels scaled to [0, 1]), written out
 # here rather than read from DATASETS: MNIST and FashionMNIST are the usual
@@ -53,17 +54,21 @@ MEAN_STD = {
 # ----------------------------------------------------------------------------------------
 
 
-def _no_network(url, timeout=None):
-    raise AssertionError(f"a test tried to open {url}")
+def _no_network(progressbar=False):
+    def downloader(url, output_file, pooch=None):
+        raise AssertionError(f"a test tried to download {url}")
+
+    return downloader
 
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """No $PNC_DATA, a private download cache, no system folders and no network."""
     monkeypatch.delenv("PNC_DATA", raising=False)
+    monkeypatch.setenv("PNC_DOWNLOAD", "0")  # the suite's rule; tests that download say so
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
     monkeypatch.setitem(data.SYSTEM_DIRS, "fashion_mnist", [])
-    monkeypatch.setattr(data, "_urlopen", _no_network)
+    monkeypatch.setattr(data, "_make_downloader", _no_network)
 
 
 @pytest.fixture
@@ -623,29 +628,29 @@ def test_device_cuda():
 # ----------------------------------------------------------------------------------------
 
 
-class _Response(io.BytesIO):
-    """A urlopen-like response; with `fail_after` it raises midway through reading."""
-
-    def __init__(self, payload: bytes, fail_after: int | None = None):
-        super().__init__(payload)
-        self.fail_after = fail_after
-
-    def read(self, n=-1):
-        if self.fail_after is not None and self.tell() >= self.fail_after:
-            raise ConnectionResetError("connection lost")
-        return super().read(min(n, 1000) if n and n > 0 else n)
-
-
 def _serve(files: dict[str, bytes], log: list[str] | None = None, fail_after=None):
-    def opener(url, timeout=None):
-        if log is not None:
-            log.append(url)
-        name = url.rsplit("/", 1)[-1]
-        if name not in files:
-            raise urllib.error.URLError(f"no such file {url}")
-        return _Response(files[name], fail_after)
+    """A `_make_downloader` replacement: pooch downloaders that serve `files` from memory.
 
-    return opener
+    With `fail_after`, the downloader writes that many bytes and then loses the connection.
+    """
+
+    def make(progressbar=False):
+        def downloader(url, output_file, pooch=None):
+            if log is not None:
+                log.append(url)
+            name = url.rsplit("/", 1)[-1]
+            if name not in files:
+                raise urllib.error.URLError(f"no such file {url}")
+            payload = files[name]
+            with open(output_file, "wb") as out:
+                if fail_after is not None:
+                    out.write(payload[:fail_after])
+                    raise ConnectionResetError("connection lost")
+                out.write(payload)
+
+        return downloader
+
+    return make
 
 
 def _idx_payloads() -> dict[str, bytes]:
@@ -668,7 +673,7 @@ def test_download_writes_verified_files_and_loads(tmp_path, monkeypatch):
     files = _idx_payloads()
     _with_hashes(monkeypatch, "mnist", files)
     log: list[str] = []
-    monkeypatch.setattr(data, "_urlopen", _serve(files, log))
+    monkeypatch.setattr(data, "_make_downloader", _serve(files, log))
     X, y = load_dataset("mnist", root=tmp_path, download=True)
     assert X.shape == (12, 784) and y.tolist() == IDX_LABELS.tolist()
     target = tmp_path / "mnist"
@@ -677,14 +682,14 @@ def test_download_writes_verified_files_and_loads(tmp_path, monkeypatch):
         "train-labels-idx1-ubyte.gz",
     ]
     assert all(u.startswith(DATASETS["mnist"].urls[0]) for u in log) and len(log) == 2
-    monkeypatch.setattr(data, "_urlopen", _no_network)  # now found on disk: no download
+    monkeypatch.setattr(data, "_make_downloader", _no_network)  # now found on disk: no download
     assert torch.equal(load_dataset("mnist", root=tmp_path, download=True)[0], X)
 
 
 def test_download_goes_to_pnc_data_then_cache(tmp_path, monkeypatch):
     files = _idx_payloads()
     _with_hashes(monkeypatch, "fashion_mnist", files)
-    monkeypatch.setattr(data, "_urlopen", _serve(files))
+    monkeypatch.setattr(data, "_make_downloader", _serve(files))
     monkeypatch.setenv("PNC_DATA", str(tmp_path / "env"))
     load_dataset("fashion_mnist", split="test", download=True)
     assert (tmp_path / "env" / "fashion_mnist" / "t10k-images-idx3-ubyte.gz").is_file()
@@ -692,7 +697,7 @@ def test_download_goes_to_pnc_data_then_cache(tmp_path, monkeypatch):
     load_dataset("fashion_mnist", split="test", download=True)
     cache = tmp_path / "xdg_cache" / "pncutils" / "fashion_mnist"
     assert (cache / "t10k-labels-idx1-ubyte.gz").is_file()
-    monkeypatch.setattr(data, "_urlopen", _no_network)
+    monkeypatch.setattr(data, "_make_downloader", _no_network)
     assert load_dataset("fashion_mnist", split="test")[0].shape == (3, 784)  # found in cache
 
 
@@ -701,17 +706,20 @@ def test_download_falls_back_to_second_mirror(tmp_path, monkeypatch):
     _with_hashes(monkeypatch, "mnist", files)
     serve = _serve(files)
 
-    def flaky(url, timeout=None):
-        if url.startswith(DATASETS["mnist"].urls[0]):
-            raise urllib.error.URLError("mirror down")
-        return serve(url, timeout)
+    def flaky(progressbar=False):
+        def downloader(url, output_file, pooch=None):
+            if url.startswith(DATASETS["mnist"].urls[0]):
+                raise urllib.error.URLError("mirror down")
+            return serve()(url, output_file, pooch)
 
-    monkeypatch.setattr(data, "_urlopen", flaky)
+        return downloader
+
+    monkeypatch.setattr(data, "_make_downloader", flaky)
     assert load_dataset("mnist", root=tmp_path, download=True)[0].shape == (12, 784)
 
 
 def test_download_checksum_mismatch_leaves_no_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_urlopen", _serve(_idx_payloads()))  # real hashes: mismatch
+    monkeypatch.setattr(data, "_make_downloader", _serve(_idx_payloads()))  # real hashes: mismatch
     with pytest.raises(ValueError, match="checksum mismatch"):
         load_dataset("mnist", root=tmp_path, download=True)
     assert list((tmp_path / "mnist").iterdir()) == []
@@ -720,50 +728,68 @@ def test_download_checksum_mismatch_leaves_no_file(tmp_path, monkeypatch):
 def test_interrupted_download_leaves_no_file(tmp_path, monkeypatch):
     files = _idx_payloads()
     _with_hashes(monkeypatch, "mnist", files)
-    monkeypatch.setattr(data, "_urlopen", _serve(files, fail_after=10))
+    monkeypatch.setattr(data, "_make_downloader", _serve(files, fail_after=10))
     with pytest.raises(OSError, match="could not download"):
         load_dataset("mnist", root=tmp_path, download=True)
     assert list((tmp_path / "mnist").iterdir()) == []
 
 
 def test_fetch_is_atomic_on_keyboard_interrupt(tmp_path):
-    class Interrupted(_Response):
-        def read(self, n=-1):
-            if self.tell() > 0:
-                raise KeyboardInterrupt
-            return super().read(n)
+    def interrupted(url, output_file, pooch=None):
+        with open(output_file, "wb") as out:
+            out.write(b"a" * 1000)
+        raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        data._fetch(
-            "http://x/f",
-            tmp_path / "f",
-            _sha256(b"a" * 5000),
-            "sha256",
-            opener=lambda url, timeout=None: Interrupted(b"a" * 5000),
-        )
+        data._fetch("http://x/f", tmp_path / "f", _sha256(b"a" * 5000), "sha256",
+                    downloader=interrupted)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_fetch_with_file_url(tmp_path):
+def test_fetch_verifies_and_moves_atomically(tmp_path):
     src = tmp_path / "src.bin"
     src.write_bytes(b"hello" * 1000)
     dest_dir = tmp_path / "out"
     dest_dir.mkdir()
     sha = hashlib.sha256(src.read_bytes()).hexdigest()
-    data._fetch(src.as_uri(), dest_dir / "f.bin", sha, "sha256", opener=urllib.request.urlopen)
+
+    def copy(url, output_file, pooch=None):
+        with open(output_file, "wb") as out:
+            out.write(src.read_bytes())
+
+    data._fetch("http://x/f.bin", dest_dir / "f.bin", sha, "sha256", downloader=copy)
     assert (dest_dir / "f.bin").read_bytes() == src.read_bytes()
     assert [p.name for p in dest_dir.iterdir()] == ["f.bin"]
-    with pytest.raises(ValueError, match="checksum"):
-        data._fetch(
-            src.as_uri(), dest_dir / "g.bin", "0" * 64, "sha256", opener=urllib.request.urlopen
-        )
+    with pytest.raises(ValueError, match="checksum mismatch") as info:
+        data._fetch("http://x/g.bin", dest_dir / "g.bin", "0" * 64, "sha256", downloader=copy)
+    assert isinstance(info.value, data._ChecksumError)
     assert [p.name for p in dest_dir.iterdir()] == ["f.bin"]
+
+
+def test_default_downloader_is_pooch_http_with_the_progress_rule(tmp_path, monkeypatch):
+    import pooch
+
+    made = REAL_MAKE_DOWNLOADER(True)
+    assert isinstance(made, pooch.HTTPDownloader) and made.progressbar is True
+    assert made.kwargs["timeout"] == 60
+    seen: list[bool] = []
+    serve = _serve({"f": b"x"})
+
+    def record(progressbar):
+        seen.append(progressbar)
+        return serve(progressbar)
+
+    monkeypatch.setattr(data, "_make_downloader", record)
+    for i, (flag, expected) in enumerate((("1", True), ("0", False))):
+        monkeypatch.setenv("PNC_PROGRESS", flag)
+        data._fetch("http://x/f", tmp_path / f"f{i}", _sha256(b"x"))
+        assert seen[-1] is expected and (tmp_path / f"f{i}").read_bytes() == b"x"
 
 
 def test_download_cifar_archive(tmp_path, monkeypatch):
     files = {"cifar-10-python.tar.gz": cifar_tar_bytes()}
     _with_hashes(monkeypatch, "cifar10", files)
-    monkeypatch.setattr(data, "_urlopen", _serve(files))
+    monkeypatch.setattr(data, "_make_downloader", _serve(files))
     _check_cifar(*load_dataset("cifar10", root=tmp_path, download=True))
     assert (tmp_path / "cifar10" / "cifar-10-batches-py" / "data_batch_5").is_file()
 
@@ -812,23 +838,26 @@ def test_debian_fashion_mnist(monkeypatch):
         assert torch.equal(Xs[ys == k], X[y == k][:100])
 
 
-def test_download_default_is_on_in_colab_or_with_pnc_download(tmp_path, monkeypatch):
+def test_download_default_is_on_unless_pnc_download_forbids_it(tmp_path, monkeypatch):
     files = _idx_payloads()
     _with_hashes(monkeypatch, "mnist", files)
     monkeypatch.delenv("PNC_DOWNLOAD", raising=False)
-    monkeypatch.setattr(data, "_urlopen", _serve(files))
-    with pytest.raises(DatasetNotFoundError):  # default: offline, nothing fetched
-        load_dataset("mnist", root=tmp_path / "a")
-    assert not (tmp_path / "a").exists()
-    monkeypatch.setenv("PNC_DOWNLOAD", "0")
-    with pytest.raises(DatasetNotFoundError):
-        load_dataset("mnist", root=tmp_path / "a")
+    monkeypatch.setattr(data, "_make_downloader", _serve(files))
+    # default: a laptop with internet gets the files on first use, Colab too
+    assert load_dataset("mnist", root=tmp_path / "a")[0].shape == (12, 784)
+    for off in ("0", "false", "no", "OFF"):
+        monkeypatch.setenv("PNC_DOWNLOAD", off)
+        with pytest.raises(DatasetNotFoundError, match="PNC_DOWNLOAD") as info:
+            load_dataset("mnist", root=tmp_path / "b")
+        assert "download=True" in str(info.value)
+        assert not (tmp_path / "b").exists()
+    assert load_dataset("mnist", root=tmp_path / "b", download=True)[0].shape == (12, 784)
     monkeypatch.setenv("PNC_DOWNLOAD", "1")
-    assert load_dataset("mnist", root=tmp_path / "b")[0].shape == (12, 784)
+    assert load_dataset("mnist", root=tmp_path / "c")[0].shape == (12, 784)
     monkeypatch.delenv("PNC_DOWNLOAD")
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    assert load_dataset("mnist", root=tmp_path / "c")[0].shape == (12, 784)  # as in Colab
+    assert load_dataset("mnist", root=tmp_path / "d")[0].shape == (12, 784)  # as in Colab
     with pytest.raises(DatasetNotFoundError):  # download=False wins, even in Colab
-        load_dataset("mnist", root=tmp_path / "d", download=False)
+        load_dataset("mnist", root=tmp_path / "e", download=False)
     with pytest.raises(ValueError, match="download must be True, False or None"):
         load_dataset("mnist", root=tmp_path, download="yes")

@@ -6,14 +6,17 @@ Each page must render its math (MathJax, served by the site), load every image, 
 widgets (ipywidgets, from the state embedded at execution), link the right notebook in Colab,
 and log no error. Screenshots of the introduction and chapter 1 go to `_build/screenshots/`.
 
-Needs Debian's Chromium (`apt-get install chromium`); Playwright never downloads a browser.
+Needs a Chromium: `$PNC_CHROMIUM`, `chromium` on the PATH (Debian's, which `make test` installs
+as root) or Playwright's own (`playwright install chromium`, which `make test` tries otherwise);
+found by `tools/ensure_system.find_chromium`, the function `make test` uses. Without one these
+tests are skipped and the closing summary of pytest says so (root `conftest.py`).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
+import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +28,10 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("PNC_CHROMIUM", "/usr/bin/chromium"))
+sys.path.insert(0, str(ROOT / "tools"))
+from ensure_system import find_chromium  # noqa: E402
+
+CHROMIUM = find_chromium()
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -33,7 +39,9 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 TIMEOUT_MS = 30_000
 
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
+    CHROMIUM is None,
+    reason="no Chromium: not in $PNC_CHROMIUM, not on the PATH, no Playwright browser "
+    "(Debian: apt-get install chromium)")
 
 
 def _toc_pages() -> list[str]:

@@ -3,8 +3,12 @@
 The otter tests run the instructor environment's otter (``.venv-assign``, installed by
 ``make assignments``/``make test``); they are skipped only when ``.venv-assign/bin/otter`` is
 missing. ``otter grade`` needs Docker, so submissions are graded with ``otter run``, which runs
-the autograder zip in the instructor environment. Whole file: about 2–3 minutes on 2 CPU cores
-(each ``otter assign`` or ``otter run`` executes a notebook; two run at a time).
+the autograder zip in the instructor environment. The student notebook is also executed alone
+(no tests/ folder, as a student gets it) with a kernel of that environment, once as on a laptop
+(otter reads the public tests from the notebook's metadata) and once as in Colab (otter's Colab
+mode, which reads tests only from files: the setup cell writes them). Whole file: about 1.5
+minutes on 2 CPU cores (85 s measured; each ``otter assign``, ``otter run`` or execution runs a
+notebook, the executions one at a time).
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import concurrent.futures
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -129,6 +135,92 @@ def total(scores: dict[str, tuple[float, float]]) -> tuple[float, float]:
     return sum(s for s, _ in scores.values()), sum(m for _, m in scores.values())
 
 
+#: Run first in the "Colab" executions: what otter looks at to detect Colab
+#: (``otter.check.utils.IPythonInterpreter``: "google.colab" in ``str(get_ipython())``), and the
+#: module that the setup cell looks for.
+COLAB_STAND_IN = """\
+import sys, types
+sys.modules.setdefault("google", types.ModuleType("google"))
+sys.modules["google.colab"] = types.ModuleType("google.colab")
+type(get_ipython()).__str__ = lambda self: "<google.colab._shell.Shell object (test stand-in)>"
+"""
+
+#: Appended to every execution: what each ``grader.check`` ran, from where, and otter's mode.
+PROBE = """\
+import json as _json
+_probe = {"interpreter": str(grader.interpreter), "checks": {}}
+for _q in %r:
+    _r = grader.check(_q)
+    _probe["checks"][_q] = [_r.passed_all, len(_r.test_case_results), _r.path]
+print("PROBE " + _json.dumps(_probe))
+"""
+
+_PIP_INSTALL = re.compile(r'subprocess\.run\(\[sys\.executable, "-m", "pip", "install",.*?'
+                          r"check=True\)", re.S)
+
+
+def execute_notebook(nb: dict, cwd: Path, questions: list[str], colab: bool = False) -> tuple[
+        dict, dict]:
+    """Execute a notebook (in memory: only what ``cwd`` holds is on disk) with a kernel of the
+    instructor environment, errors allowed; return (executed notebook, probe). With ``colab``,
+    otter and the setup cell see Colab, and the setup cell's pip install is skipped (the kernel
+    has otter-grader and pncutils)."""
+    import nbclient
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    nb = copy.deepcopy(nb)
+    if colab:
+        setup = next(c for c in nb["cells"] if "PUBLIC_TESTS" in _source(c))
+        src = _source(setup)
+        installs = _PIP_INSTALL.findall(src)
+        assert len(installs) == 1, "the setup cell's pip install line changed"
+        assert "otter-grader==7.0.0" in installs[0] and ma._repository_url() in installs[0]
+        setup["source"] = src.replace(installs[0], "pass  # (test: installed in the kernel)")
+        nb["cells"].insert(0, {"cell_type": "code", "id": "test-colab-stand-in", "metadata": {},
+                               "outputs": [], "execution_count": None, "source": COLAB_STAND_IN})
+    nb["cells"].append({"cell_type": "code", "id": "test-probe", "metadata": {}, "outputs": [],
+                        "execution_count": None, "source": PROBE % (questions,)})
+    node = nbformat.reads(json.dumps(nb), as_version=4)  # sources as strings
+    kernels = cwd.parent / f"{cwd.name}-kernels"
+    (kernels / "assign").mkdir(parents=True)
+    (kernels / "assign" / "kernel.json").write_text(json.dumps({
+        "argv": [str(ASSIGN_PYTHON), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "instructor environment", "language": "python"}))
+    km = KernelManager(kernel_name="assign",
+                       kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
+    client = nbclient.NotebookClient(node, km=km, timeout=300, startup_timeout=120,
+                                     allow_errors=True)
+    try:
+        client.execute(env=dict(ENV, PYTHONNOUSERSITE="1"), cwd=str(cwd))
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    text = "".join(o.get("text", "") for o in node.cells[-1].get("outputs", []))
+    probe = [line for line in text.splitlines() if line.startswith("PROBE ")]
+    errors = [f"cell {i}: {o['ename']}: {o['evalue']}" for i, c in enumerate(node.cells)
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert len(probe) == 1, f"the probe cell failed; errors: {errors}; its output: {text}"
+    return node, json.loads(probe[0].removeprefix("PROBE "))
+
+
+def check_outputs(nb: dict) -> dict[str, str]:
+    """{question: the text output of its ``grader.check("q")`` cell} of an executed notebook."""
+    outputs = {}
+    for cell in nb["cells"]:
+        m = re.fullmatch(r'grader\.check\("(\w+)"\)', _source(cell).strip())
+        if cell["cell_type"] == "code" and m:
+            texts = []
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    texts.append(f"{out['ename']}: {out['evalue']}")
+                else:
+                    texts.append(out.get("text") or out.get("data", {}).get("text/plain", ""))
+            outputs[m.group(1)] = "".join(texts)
+    return outputs
+
+
 # ----------------------------------------------------------------------------------------
 # fixtures: build once (otter assign), grade every submission once (otter run)
 # ----------------------------------------------------------------------------------------
@@ -175,6 +267,35 @@ def graded(built, tmp_path_factory):
         print(f"{name:18} {kind:24} {total(result)[0]:g} / {total(result)[1]:g}  "
               + " ".join(f"{q}={s:g}/{m:g}" for q, (s, m) in result.items()))
     return scores
+
+
+@pytest.fixture(scope="module")
+def executed(built, tmp_path_factory):
+    """{(name, where, label): (executed notebook, probe, folder)}: the student notebook with the
+    master's answers (label "correct") or a mistake, executed alone, as on a laptop ("local":
+    the notebook alone in an empty folder) or as in Colab ("colab": an empty folder, the
+    notebook in memory only)."""
+    out, _ = built
+    masters = _masters()
+    jobs = [(name, where, "correct") for name in NAMES for where in ("local", "colab")]
+    jobs += [("hw01_metrics", where, "sigma_w_over_n_minus_1") for where in ("local", "colab")]
+    results = {}
+    for name, where, label in jobs:
+        master = masters[name]
+        work = tmp_path_factory.mktemp(f"alone-{name}-{where}-{label}")
+        folder = work / "content"
+        folder.mkdir()
+        student = work / "handed-out" / f"{name}.ipynb"
+        student.parent.mkdir()
+        shutil.copy(out / name / "student" / f"{name}.ipynb", student)  # the notebook alone
+        target = (folder if where == "local" else work) / f"{name}.ipynb"
+        mistake = MISTAKES[name].get(label)
+        fill_student_notebook(student, master, target, mistake)
+        nb = json.loads(target.read_text())
+        node, probe = execute_notebook(nb, folder, sorted(master.points), colab=where == "colab")
+        results[name, where, label] = (node, probe, folder)
+        print(f"{name:18} {where:6} {label:24} {probe}")  # shown with pytest -s
+    return results
 
 
 # ----------------------------------------------------------------------------------------
@@ -225,8 +346,12 @@ def test_make_assignments_builds_every_master(built):
     out, summaries = built
     assert set(summaries) == set(NAMES)
     for name, s in summaries.items():
-        assert Path(s["autograder_zip"]).exists() and Path(s["student_zip"]).exists()
+        assert Path(s["autograder_zip"]).exists() and Path(s["student_notebook"]).exists()
         assert s["hidden_cases"] > 0 and s["public_cases"] > 0, name
+        # what students get is the notebook alone: no tests/ folder, no zip to upload
+        student_files = list((out / name / "student").rglob("*"))
+        assert student_files == [Path(s["student_notebook"])], student_files
+        assert not list((out / name).glob("*.zip")), name
 
 
 @needs_otter
@@ -248,9 +373,17 @@ def test_student_notebook_has_no_solution_and_no_hidden_test(built, name, tmp_pa
             line = line.strip()
             if len(line) >= 20 and line not in public_text:
                 assert line not in student_text, f"solution line in the student notebook: {line}"
-    for path in (student_dir / "tests").glob("*.py"):
-        test = ma.read_test_file(path)
-        assert not any(c["hidden"] for c in ma._cases(test)), path.name
+    # the public tests are in the notebook's metadata, and the same packed for Colab; no hidden
+    tests = nb["metadata"]["otter"]["tests"]
+    assert nb["metadata"]["otter"]["OK_FORMAT"] is True
+    assert set(tests) == set(master.points), "one test per autograded question"
+    for question, test in tests.items():
+        cases = ma._cases(test)
+        assert len(cases) == master.public_tests[question] >= 1, question
+        assert not any(c["hidden"] for c in cases), question
+        assert [ma.case_code(c) for c in cases] == master.public_test_code[question], question
+    assert ma.colab_tests(nb) == tests
+    assert not (student_dir / "tests").exists()
     with pytest.raises(ma.AssignmentError):  # and the checker would notice a leak
         leaky = copy.deepcopy(nb)
         leaky["cells"].append({"cell_type": "markdown", "metadata": {}, "id": "leak",
@@ -261,15 +394,98 @@ def test_student_notebook_has_no_solution_and_no_hidden_test(built, name, tmp_pa
 
 
 @needs_otter
-def test_checker_notices_a_hidden_case_in_the_student_tests(built, tmp_path):
-    out, _ = built
+@pytest.mark.parametrize("where", ["metadata", "metadata, as public", "colab", "tests folder"])
+def test_checker_notices_a_hidden_case_in_the_student_tests(built, tmp_path, where):
+    """A hidden case of the autograder zip in the student notebook's metadata tests (flagged
+    hidden, or relabelled public: then its code gives it away), in the tests packed for Colab, or
+    a tests/ folder beside the notebook: the checker refuses each."""
+    out, summaries = built
     name = "hw01_metrics"
     shutil.copytree(out / name, tmp_path / name)
-    zip_tests = tmp_path / name / "autograder" / "tests" / "q1.py"  # all cases, hidden included
-    shutil.copy(zip_tests, tmp_path / name / "student" / "tests" / "q1.py")
     master = ma.read_master(ROOT / "assignments" / f"{name}.ipynb")
-    with pytest.raises(ma.AssignmentError, match="hidden"):
+    ma.check_student(master, tmp_path / name)  # the copy as built is clean
+    with zipfile.ZipFile(summaries[name]["autograder_zip"]) as zf:
+        q1_text = zf.read("tests/q1.py").decode()  # all cases, hidden included
+    q1 = ma.ok_test(q1_text, "q1.py")
+    assert any(c["hidden"] for c in ma._cases(q1))
+    student = tmp_path / name / "student" / f"{name}.ipynb"
+    nb = json.loads(student.read_text())
+    if where == "metadata":
+        nb["metadata"]["otter"]["tests"]["q1"] = q1
+        match = "contains hidden test cases"
+    elif where == "metadata, as public":
+        case = copy.deepcopy(next(c for c in ma._cases(q1) if c["hidden"]))
+        case["hidden"] = False
+        nb["metadata"]["otter"]["tests"]["q1"]["suites"][0]["cases"].append(case)
+        match = "metadata tests\\): contains the hidden-test line"
+    elif where == "colab":
+        tests = copy.deepcopy(nb["metadata"]["otter"]["tests"])
+        tests["q1"] = q1
+        old = ma.pack_tests(nb["metadata"]["otter"]["tests"])
+        for cell in nb["cells"]:
+            joined = "".join(cell["source"])
+            # the packed string is cut into lines in the cell: rejoin, then swap it
+            packed = re.sub(r'"\s*\n\s*"', "", joined)
+            if old in packed:
+                cell["source"] = packed.replace(old, ma.pack_tests(tests))
+        assert ma.colab_tests(nb) == tests
+        match = "Colab tests\\): question q1 contains hidden test cases"
+    else:
+        (student.parent / "tests").mkdir()
+        (student.parent / "tests" / "q1.py").write_text(q1_text)
+        match = "unexpected file"
+    student.write_text(json.dumps(nb))
+    with pytest.raises(ma.AssignmentError, match=match):
         ma.check_student(master, tmp_path / name)
+
+
+# ----------------------------------------------------------------------------------------
+# the student notebook alone: grader.check runs its public tests, locally and as in Colab
+# ----------------------------------------------------------------------------------------
+
+
+@needs_otter
+@pytest.mark.parametrize("where", ["local", "colab"])
+@pytest.mark.parametrize("name", NAMES)
+def test_student_notebook_alone_passes_its_public_tests(executed, name, where):
+    master = ma.read_master(ROOT / "assignments" / f"{name}.ipynb")
+    node, probe, folder = executed[name, where, "correct"]
+    outputs = check_outputs(node)
+    assert set(outputs) == set(master.points), outputs
+    for question, text in outputs.items():
+        assert text.strip() == f"{question} results: All test cases passed!", (question, text)
+    for question, (passed, cases, path) in probe["checks"].items():
+        assert passed and cases == master.public_tests[question], (question, probe)
+        if where == "local":  # read from the notebook's metadata: the notebook is the test file
+            assert path == f"{name}.ipynb", probe
+        else:  # otter's Colab mode: files that the setup cell wrote
+            assert path == os.path.join("tests", f"{question}.py"), probe
+    if where == "local":
+        assert probe["interpreter"] == "None"
+        assert not (folder / "tests").exists()
+        assert {p.name for p in folder.iterdir()} <= {f"{name}.ipynb", ".OTTER_LOG"}
+    else:
+        assert probe["interpreter"] == "IPythonInterpreter.COLAB", probe
+        assert sorted(p.name for p in (folder / "tests").iterdir()) == sorted(
+            f"{q}.py" for q in master.points)
+        assert not list(folder.glob("*.ipynb"))
+
+
+@needs_otter
+@pytest.mark.parametrize("where", ["local", "colab"])
+def test_student_notebook_alone_reports_a_wrong_answer(executed, where):
+    """Sigma_W divided by N - 1: the public tests of q1 (and q3, which uses it) fail."""
+    node, probe, _ = executed["hw01_metrics", where, "sigma_w_over_n_minus_1"]
+    outputs = check_outputs(node)
+    for question in ("q1", "q3"):
+        text = outputs[question]
+        assert text.startswith(f"{question} results:"), text
+        assert "All test cases passed" not in text and "❌ Test case failed" in text, text
+        assert probe["checks"][question][0] is False, probe
+    assert "✅ Test case passed" in outputs["q1"], outputs["q1"]  # class_means is still right
+    assert probe["checks"]["q1"][1] == 2, probe  # both public cases of q1 ran
+    for question in ("q2", "q4", "q5"):
+        assert outputs[question].strip() == f"{question} results: All test cases passed!"
 
 
 # ----------------------------------------------------------------------------------------

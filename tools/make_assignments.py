@@ -12,17 +12,24 @@ raw cells ``# ASSIGNMENT CONFIG``, ``# BEGIN QUESTION``, ``# BEGIN SOLUTION``, `
 1. stages a copy in ``<out>/_stage/<name>/`` with ``{{REPO_URL}}`` and ``{{VERSION}}`` replaced by
    ``repository.url`` of ``_config.yml`` and the version of ``pyproject.toml`` (the Colab install
    line), next to a generated ``autograder-requirements.txt`` (what Gradescope installs);
-2. runs ``otter assign`` into ``<out>/<name>/``: ``student/`` (the notebook to hand out, with
-   its public tests in ``student/tests/``) and ``autograder/`` (the solutions notebook and
-   ``<name>-autograder_<timestamp>.zip`` with every test, hidden ones included). ``otter assign``
-   also runs the master's solutions against all tests and fails unless they score 100 %;
-3. checks the student side and fails with a clear message otherwise: no otter marker
-   (``BEGIN SOLUTION``, ``# HIDDEN``, ...), no line of solution code or text of the master, no
-   hidden test case and no line of a hidden test in the student notebook or its tests; every
-   hidden test of the master is in the autograder zip; every code answer of the master is marked
-   (an unmarked answer cell would be copied verbatim: pitfall P9 of the toolchain notes);
-4. zips the student folder into ``<out>/<name>/<name>-student.zip`` (notebook + ``tests/``: what
-   students download, and what they upload in Colab).
+2. runs ``otter assign`` into ``<out>/<name>/``: ``student/<name>.ipynb`` (the notebook to hand
+   out, alone: its public tests are in its metadata, ``metadata.otter.tests``, otter's default
+   ``tests: files: false``) and ``autograder/`` (the solutions notebook and
+   ``<name>-autograder_<timestamp>.zip`` with every test, hidden ones included, as files in
+   ``tests/``). ``otter assign`` also runs the master's solutions against all tests and fails
+   unless they score 100 %;
+3. writes the same public tests into the student notebook's setup cell, packed into the line
+   ``PUBLIC_TESTS = ""`` (JSON, zlib, base64): otter 7.0.0 reads no metadata tests in Colab
+   (``otter/check/notebook.py``: ``Notebook.__init__`` wants an existing tests folder there and
+   ``Notebook.check`` refuses metadata tests; the notebook is not on Colab's disk anyway), so in
+   Colab the setup cell writes them to ``tests/`` and nothing has to be uploaded;
+4. checks the student side and fails with a clear message otherwise: the student folder holds
+   the notebook alone; no otter marker (``BEGIN SOLUTION``, ``# HIDDEN``, ...), no line of
+   solution code or text of the master, no hidden test case and no line of a hidden test in the
+   student notebook, its metadata tests or its Colab tests; the metadata and Colab tests are the
+   master's public tests, case for case; every hidden test of the master is in the autograder
+   zip; every code answer of the master is marked (an unmarked answer cell would be copied
+   verbatim: pitfall P9 of the toolchain notes).
 
 Exit status 0 when everything was built and checked, 1 otherwise.
 """
@@ -30,6 +37,8 @@ Exit status 0 when everything was built and checked, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import ast
+import base64
 import concurrent.futures
 import json
 import os
@@ -39,6 +48,7 @@ import subprocess
 import sys
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,11 +76,16 @@ AUTOGRADER_PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "matplotlib", 
 #: Solution or test lines shorter than this (after stripping) are too generic to search for.
 MIN_LINE_LENGTH = 12
 
+#: The assignment of each master's setup cell that receives the packed public tests (for Colab).
+COLAB_TESTS_VARIABLE = "PUBLIC_TESTS"
+COLAB_TESTS_PLACEHOLDER = f'{COLAB_TESTS_VARIABLE} = ""'
+
 _RAW_MARKER = re.compile(r"^\s*#\s*(BEGIN|END)\s+(SOLUTION|TESTS|QUESTION|PROMPT)\b", re.I)
 _HIDDEN = re.compile(r"^\s*#.*\bhidden\b", re.I)
 _INCELL_BEGIN = re.compile(r"^\s*#\s*BEGIN SOLUTION( NO PROMPT)?\s*$")
 _INCELL_END = re.compile(r"^\s*#\s*END SOLUTION\s*$")
 _SOLUTION_SUFFIX = re.compile(r"^(?P<line>.*?)\s*# ?SOLUTION( NO PROMPT)?\s*$")
+_DOCTEST_PROMPT = re.compile(r"^(>>>|\.\.\.) ?", re.M)
 
 
 class AssignmentError(RuntimeError):
@@ -118,6 +133,7 @@ class Master:
     public_lines: set[str] = field(default_factory=set)  # every line outside solutions/tests
     hidden_tests: dict[str, list[str]] = field(default_factory=dict)  # question -> sources
     public_tests: dict[str, int] = field(default_factory=dict)  # question -> number of cases
+    public_test_code: dict[str, list[str]] = field(default_factory=dict)  # as otter writes it
     solution_cells: list[dict] = field(default_factory=list)  # answer cells, in order
     manual: dict[str, float] = field(default_factory=dict)  # manual question -> points
     points: dict[str, float] = field(default_factory=dict)  # autograded question -> points
@@ -166,6 +182,21 @@ def _marked_solution_lines(source: str) -> list[str]:
     return lines
 
 
+def otter_test_code(source: str) -> str:
+    """A test cell's code as otter assign stores it (``ast.unparse``), without blank lines."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as err:
+        raise AssignmentError(f"a test cell is not valid Python ({err}):\n{source}") from err
+    return "\n".join(line for line in ast.unparse(tree).splitlines() if line.strip())
+
+
+def case_code(case: dict) -> str:
+    """The code of an OK-format test case (a doctest) without its prompts and blank lines."""
+    code = _DOCTEST_PROMPT.sub("", case.get("code", ""))
+    return "\n".join(line for line in code.splitlines() if line.strip())
+
+
 def read_master(path: Path) -> Master:
     """Parse a master notebook: solution lines, tests per question, points."""
     nb = _load(path)
@@ -186,6 +217,7 @@ def read_master(path: Path) -> Master:
                     question = _question_config(cell)
                     name = question["name"]
                     master.public_tests.setdefault(name, 0)
+                    master.public_test_code.setdefault(name, [])
                     master.hidden_tests.setdefault(name, [])
                     target = master.manual if question.get("manual") else master.points
                     points = question.get("points", 1)
@@ -221,7 +253,10 @@ def read_master(path: Path) -> Master:
                 master.hidden_tests[question["name"]].append(src)
             else:
                 master.public_tests[question["name"]] += 1
+                master.public_test_code[question["name"]].append(otter_test_code(src))
                 master.public_lines.update(filter(None, map(_meaningful, src.splitlines())))
+                master.public_lines.update(filter(None, map(_meaningful,
+                                                            otter_test_code(src).splitlines())))
             continue
         if cell["cell_type"] == "code":
             leaked = _marked_solution_lines(src)
@@ -243,12 +278,13 @@ def read_master(path: Path) -> Master:
 
 
 def hidden_test_lines(master: Master) -> set[str]:
-    """Specific lines of the hidden tests (those that are not also part of the public text)."""
+    """Specific lines of the hidden tests (those that are not also part of the public text), as
+    written in the master and as otter assign rewrites them (``ast.unparse``)."""
     public_text = "\n".join(master.public_lines)
     lines = set()
     for sources in master.hidden_tests.values():
         for src in sources:
-            for line in src.splitlines():
+            for line in src.splitlines() + otter_test_code(src).splitlines():
                 m = _meaningful(line)
                 if m and m not in public_text and "_hidden_test" not in m:
                     lines.add(m)
@@ -326,21 +362,118 @@ def otter_assign(staged: Path, result: Path, log: Path) -> float:
 
 
 # ----------------------------------------------------------------------------------------
+# the public tests: in the student notebook's metadata, and packed in its setup cell for Colab
+# ----------------------------------------------------------------------------------------
+
+
+def pack_tests(tests: dict) -> str:
+    """``{question: OK-format test}`` as one ASCII string (JSON, zlib, base64)."""
+    raw = json.dumps(tests, sort_keys=True, separators=(",", ":")).encode()
+    return base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+
+
+def unpack_tests(packed: str) -> dict:
+    """The inverse of :func:`pack_tests` (what the setup cell does in Colab)."""
+    return json.loads(zlib.decompress(base64.b64decode(packed)))
+
+
+def metadata_tests(nb: dict) -> dict:
+    """The public tests that otter reads from a student notebook: ``metadata.otter.tests``."""
+    otter_meta = nb.get("metadata", {}).get("otter", {})
+    tests = otter_meta.get("tests")
+    if not isinstance(tests, dict) or not tests:
+        raise AssignmentError("the student notebook has no tests in its metadata (metadata.otter."
+                              "tests): use 'tests: files: false' in the ASSIGNMENT CONFIG")
+    if otter_meta.get("OK_FORMAT") is not True:
+        raise AssignmentError("the student notebook's metadata tests are not in the OK format")
+    return tests
+
+
+def _setup_assignments(nb: dict) -> list[tuple[int, ast.Assign]]:
+    """(cell index, node) of every ``PUBLIC_TESTS = ...`` at the top level of a code cell."""
+    found = []
+    for index, cell in enumerate(nb["cells"]):
+        src = _source(cell)
+        if cell["cell_type"] != "code" or COLAB_TESTS_VARIABLE not in src:
+            continue
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(target, ast.Name) and target.id == COLAB_TESTS_VARIABLE
+                for target in node.targets
+            ):
+                found.append((index, node))
+    return found
+
+
+def colab_tests(nb: dict) -> dict | None:
+    """The public tests packed in the setup cell (what it writes to tests/ in Colab), or None
+    while the placeholder is empty; raise when there is no single such assignment."""
+    found = _setup_assignments(nb)
+    if len(found) != 1:
+        raise AssignmentError(f"expected one '{COLAB_TESTS_PLACEHOLDER}' line in the setup cell, "
+                              f"found {len(found)}")
+    try:
+        value = ast.literal_eval(found[0][1].value)
+        return unpack_tests(value) if value else None
+    except (ValueError, TypeError, zlib.error) as err:  # binascii and JSON errors are ValueErrors
+        raise AssignmentError(f"{COLAB_TESTS_VARIABLE} in the setup cell is not a packed set of "
+                              f"tests ({err})") from err
+
+
+def embed_colab_tests(student_nb: Path) -> dict:
+    """Pack the student notebook's metadata tests into its setup cell's ``PUBLIC_TESTS = ""``
+    (otter 7.0.0 reads no metadata tests in Colab; the setup cell writes these to tests/ there).
+    Return the tests."""
+    import nbformat
+
+    nb = nbformat.read(student_nb, as_version=4)
+    tests = metadata_tests(nb)
+    found = _setup_assignments(nb)
+    if len(found) != 1:
+        raise AssignmentError(f"{student_nb.name}: expected one '{COLAB_TESTS_PLACEHOLDER}' line "
+                              f"in the setup cell, found {len(found)}")
+    index, node = found[0]
+    lines = nb.cells[index].source.split("\n")
+    line = lines[node.lineno - 1]
+    if node.lineno != node.end_lineno or not line.startswith(COLAB_TESTS_PLACEHOLDER):
+        raise AssignmentError(f"{student_nb.name}: the setup cell must hold the line "
+                              f"'{COLAB_TESTS_PLACEHOLDER}  # comment' (empty in the master)")
+    comment = line[len(COLAB_TESTS_PLACEHOLDER):].strip()
+    packed = pack_tests(tests)
+    width = 96
+    chunks = [f'    "{packed[i:i + width]}"' for i in range(0, len(packed), width)]
+    lines[node.lineno - 1:node.lineno] = [
+        f"{COLAB_TESTS_VARIABLE} = ({'  ' + comment if comment else ''}", *chunks, ")"]
+    nb.cells[index].source = "\n".join(lines)
+    nbformat.write(nb, student_nb)
+    return tests
+
+
+# ----------------------------------------------------------------------------------------
 # checks
 # ----------------------------------------------------------------------------------------
 
 
-def read_test_file(path: Path) -> dict:
-    """The ``test`` dict of an OK-format test file (executed in an empty namespace)."""
+def ok_test(text: str, where: str) -> dict:
+    """The ``test`` dict of an OK-format test file's text (executed in an empty namespace)."""
     namespace: dict = {}
-    exec(compile(path.read_text(), str(path), "exec"), namespace)  # noqa: S102 (our own files)
+    exec(compile(text, where, "exec"), namespace)  # noqa: S102 (our own files)
     if not namespace.get("OK_FORMAT", False) or "test" not in namespace:
-        raise AssignmentError(f"{path} is not an OK-format test file")
+        raise AssignmentError(f"{where} is not an OK-format test file")
     return namespace["test"]
 
 
 def _cases(test: dict) -> list[dict]:
     return [case for suite in test.get("suites", []) for case in suite.get("cases", [])]
+
+
+def _tests_text(tests: dict) -> str:
+    """The code of every case of ``{question: test}``, prompts removed (for the line checks)."""
+    return "\n".join(case_code(case) for test in tests.values() for case in _cases(test))
 
 
 def autograder_zip(result: Path, name: str) -> Path:
@@ -350,57 +483,91 @@ def autograder_zip(result: Path, name: str) -> Path:
     return zips[0]
 
 
+def _check_public_tests(master: Master, tests: dict, where: str) -> list[str]:
+    """Problems of ``{question: test}`` against the master's public tests, case for case."""
+    problems = []
+    for question, test in tests.items():
+        if test.get("name") != question:
+            problems.append(f"{where}: test {question!r} is named {test.get('name')!r}")
+        if any(case.get("hidden") for case in _cases(test)):
+            problems.append(f"{where}: question {question} contains hidden test cases")
+    for question in sorted(set(tests) | set(master.public_tests)):
+        expected = master.public_test_code.get(question, [])
+        got = [case_code(case) for case in _cases(tests.get(question, {}))]
+        if len(got) != len(expected):
+            problems.append(f"{where}: question {question}: {len(got)} public test case(s) for "
+                            f"students, {len(expected)} in the master")
+        elif got != expected:
+            problems.append(f"{where}: question {question}: the public test cases differ from "
+                            "the master's")
+    return problems
+
+
 def check_student(master: Master, result: Path) -> dict:
     """Check the student side of one built assignment; return a summary."""
     student_nb = result / "student" / f"{master.name}.ipynb"
     if not student_nb.exists():
         raise AssignmentError(f"otter assign wrote no student notebook {student_nb}")
-    nb = _load(student_nb)
-    cell_texts = [_source(c) for c in nb["cells"]]
-    files = {student_nb: "\n".join(cell_texts) + "\n" + json.dumps(nb.get("metadata", {}))}
-    test_files = sorted((result / "student" / "tests").glob("*.py"))
-    for path in test_files:
-        files[path] = path.read_text()
     for path in sorted((result / "student").rglob("*")):
-        if path.is_file() and path not in files:
-            raise AssignmentError(f"unexpected file in the student folder: {path}")
-
+        if path != student_nb:  # e.g. a tests/ folder: the notebook must be enough
+            raise AssignmentError(f"unexpected file in the student folder: {path} (the student "
+                                  "notebook must hold its public tests in its metadata)")
+    nb = _load(student_nb)
     problems = []
-    for path, text in files.items():
+    try:
+        tests = metadata_tests(nb)
+    except AssignmentError as err:
+        problems.append(f"{student_nb.name}: {err}")
+        tests = {}
+    try:
+        packed = colab_tests(nb)
+    except AssignmentError as err:
+        problems.append(f"{student_nb.name}: {err}")
+        packed = {}
+    if packed is None:
+        problems.append(f"{student_nb.name}: the setup cell's {COLAB_TESTS_PLACEHOLDER} was not "
+                        "filled in (the tests for Colab)")
+        packed = {}
+    elif packed != tests:
+        problems.append(f"{student_nb.name}: the tests packed for Colab differ from the "
+                        "notebook's metadata tests")
+    problems += _check_public_tests(master, tests, f"{student_nb.name} (metadata tests)")
+    if packed and packed != tests:
+        problems += _check_public_tests(master, packed, f"{student_nb.name} (Colab tests)")
+
+    texts = {
+        "cells": "\n".join(_source(c) for c in nb["cells"]),
+        "metadata": json.dumps(nb.get("metadata", {})),
+        "metadata tests": _tests_text(tests),
+        "Colab tests": _tests_text(packed),
+    }
+    for what, text in texts.items():
+        where = f"{student_nb.name} ({what})"
         for marker in FORBIDDEN_MARKERS:
             if marker in text:
-                problems.append(f"{path.name}: contains the marker {marker!r}")
+                problems.append(f"{where}: contains the marker {marker!r}")
         for line in sorted(master.solution_lines):
             if line in text:
-                problems.append(f"{path.name}: contains the solution line {line!r}")
+                problems.append(f"{where}: contains the solution line {line!r}")
         for line in sorted(hidden_test_lines(master)):
             if line in text:
-                problems.append(f"{path.name}: contains the hidden-test line {line!r}")
+                problems.append(f"{where}: contains the hidden-test line {line!r}")
     if any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"):
         problems.append(f"{student_nb.name}: has cell outputs (they may show solutions)")
-    if _repository_url() not in files[student_nb]:
+    if _repository_url() not in texts["cells"]:
         problems.append(f"{student_nb.name}: the Colab install line lacks {_repository_url()}")
+    if f'"{master.name}.ipynb"' not in texts["cells"]:
+        problems.append(f"{student_nb.name}: the setup cell does not name the notebook "
+                        f'"{master.name}.ipynb" (NOTEBOOK = ...)')
 
-    # public tests only on the student side, every hidden test in the autograder zip
-    public = {}
-    for path in test_files:
-        test = read_test_file(path)
-        cases = _cases(test)
-        public[test["name"]] = len(cases)
-        if any(case.get("hidden") for case in cases):
-            problems.append(f"{path.name}: contains hidden test cases")
-    for question, count in master.public_tests.items():
-        if public.get(question, 0) != count:
-            problems.append(f"question {question}: {public.get(question, 0)} public test case(s) "
-                            f"for students, {count} in the master")
+    # every hidden test in the autograder zip
     zpath = autograder_zip(result, master.name)
     hidden = {}
     with zipfile.ZipFile(zpath) as zf:
         for info in zf.infolist():
             if info.filename.startswith("tests/") and info.filename.endswith(".py"):
-                ns: dict = {}
-                exec(zf.read(info).decode(), ns)  # noqa: S102 (our own files)
-                hidden[ns["test"]["name"]] = sum(bool(c.get("hidden")) for c in _cases(ns["test"]))
+                test = ok_test(zf.read(info).decode(), f"{zpath.name}:{info.filename}")
+                hidden[test["name"]] = sum(bool(c.get("hidden")) for c in _cases(test))
     for question, sources in master.hidden_tests.items():
         if hidden.get(question, 0) != len(sources):
             problems.append(f"question {question}: {hidden.get(question, 0)} hidden case(s) in "
@@ -419,16 +586,6 @@ def check_student(master: Master, result: Path) -> dict:
         "student_notebook": str(student_nb),
         "autograder_zip": str(zpath),
     }
-
-
-def zip_student(result: Path, name: str) -> Path:
-    """``<name>-student.zip``: the notebook and tests/ at the top level."""
-    target = result / f"{name}-student.zip"
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted((result / "student").rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(result / "student").as_posix())
-    return target
 
 
 # ----------------------------------------------------------------------------------------
@@ -454,8 +611,8 @@ def build_one(path: Path, out: Path) -> dict:
     staged = stage(master, out)
     result = out / master.name
     seconds = otter_assign(staged, result, out / "_stage" / f"{master.name}.log")
+    embed_colab_tests(result / "student" / f"{master.name}.ipynb")
     summary = check_student(master, result)
-    summary["student_zip"] = str(zip_student(result, master.name))
     summary["assign_seconds"] = round(seconds, 1)
     return summary
 
@@ -496,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['name']}: {s['questions']} questions, {s['autograded_points']:g} autograded + "
             f"{s['manual_points']:g} manual points, {s['public_cases']} public / "
             f"{s['hidden_cases']} hidden test cases, otter assign {s['assign_seconds']} s\n"
-            f"    hand out {s['student_zip']}\n    grade with {s['autograder_zip']}\n"
+            f"    hand out {s['student_notebook']}\n    grade with {s['autograder_zip']}\n"
         )
     return 0
 

@@ -102,7 +102,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         reason = str(longrepr[2]).removeprefix("Skipped: ")
     terminalreporter.write_line(
         f"BROWSER TESTS SKIPPED: {len(skipped)} tests of {SITE_TESTS} did not run "
-        f"({reason or 'no reason given'}). The site was built but not opened in a browser; "
+        f"({reason or 'no reason given'}). The built site was not opened in a browser; "
         "run make test as root on Debian/Ubuntu (it installs chromium), or set PNC_CHROMIUM "
         "to a Chromium binary.",
         yellow=True, bold=True,

@@ -1,13 +1,17 @@
-"""The suite's network rule (root ``conftest.py``): nothing downloads at test time."""
+"""The suite's rules (root ``conftest.py``): nothing downloads at test time, and skipped
+browser tests are said plainly in the closing summary."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +71,15 @@ def test_a_missing_dataset_is_an_error_not_a_download(tmp_path, monkeypatch):
     with pytest.raises(data.DatasetNotFoundError, match="PNC_DOWNLOAD='0'"):
         data.load_dataset("mnist", root=tmp_path / "empty")
     assert not (tmp_path / "empty").exists()
+
+
+def test_skipped_browser_tests_are_said_above_the_closing_line():
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PNC_CHROMIUM=str(root / "no-such-browser"))
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_site.py"], cwd=root, env=env, capture_output=True,
+                         text=True, timeout=120)
+    lines = res.stdout.strip().splitlines()
+    assert res.returncode == 0, res.stdout[-2000:]
+    assert lines[-2].startswith("BROWSER TESTS SKIPPED: ") and "no Chromium" in lines[-2]
+    assert " skipped in " in lines[-1]

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _naive import naive_features, naive_layer_metrics, naive_least_squares_network
 
 from pncutils import metrics as M
 from pncutils import theory as T
@@ -189,10 +190,12 @@ def test_errors():
         T.min_norm_balanced_network(X, y, 0, 0.1)
     with pytest.raises(ValueError, match="eps must be >= 0"):
         T.min_norm_balanced_network(X, y, 3, -0.1)
+    # N > d: no interpolating map (min_norm_balanced_network and predicted_metrics now take
+    # the least-squares map instead, see the tests below)
     with pytest.raises(ValueError, match="N > d no linear map interpolates"):
-        T.min_norm_balanced_network(X[:, :20], y, 3, 0.1)
+        T.min_norm_map(X[:, :20], y)
     with pytest.raises(ValueError, match="N > d"):
-        T.predicted_metrics(X[:, :20], y, 3, 0.1)
+        T.first_order_discrimination(X[:, :20], y, 3)
     with pytest.raises(ValueError, match="width must be >= the input dimension"):
         T.min_norm_balanced_network(X, y, 3, 0.1, width=40)
     with pytest.raises(ValueError, match="alpha must be > 0"):
@@ -262,3 +265,343 @@ def test_assumption_report_matches_direct_computations():
     assert "bulk: max deviation from eps" not in r2
     with pytest.raises(ValueError, match="at least two weight matrices"):
         T.assumption_report(Ws[:1], X, y)
+
+
+# ----------------------------------------------------------------------------------------
+# issue 12, part 1: the idealised rate depends on the norm of the input rows
+# ----------------------------------------------------------------------------------------
+
+
+def orthogonal_rows(seed, K, n, d, norm):
+    """K n exactly orthogonal rows of common norm `norm` in R^d, n per class (numpy QR)."""
+    g = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(g.normal(size=(d, d)))
+    X = norm * Q[:, : K * n].T
+    return torch.from_numpy(X), torch.from_numpy(np.repeat(np.arange(K), n))
+
+
+def naive_compressions(weights, X, y):
+    feats = naive_features([W.numpy() for W in weights], X.numpy())
+    return np.array([naive_layer_metrics(H, y.numpy())["compression"] for H in feats])
+
+
+@pytest.mark.parametrize("norm", [0.2, 1.0, 5.0])
+@pytest.mark.parametrize("K,n,d,depth,eps,alpha", [(3, 10, 40, 6, 0.3, 1.0),
+                                                   (4, 5, 25, 3, 0.5, 100.0),
+                                                   (2, 8, 16, 2, 0.2, 3.0)])
+def test_ideal_rate_with_input_norm_is_exact_for_orthogonal_rows(norm, K, n, d, depth, eps,
+                                                                 alpha):
+    """Orthogonal rows of norm r: W* W*^T = n / (alpha r)^2 I, so every s_j = sqrt(n)/(alpha r),
+    the class means lie in the signal subspace and the within-class deviations in the eps one:
+    C_l = C_0 (eps^2 (alpha r)^{2/L} / n^{1/L})^l exactly, at every layer and for every eps."""
+    X, y = orthogonal_rows(K + n, K, n, d, norm)
+    Ws = T.min_norm_balanced_network(X, y, depth, eps, alpha=alpha, width=d + 5, generator=gen())
+    C = naive_compressions(Ws, X, y)  # measured on the construction's features
+    rho = eps**2 * (alpha**2 * norm**2 / n) ** (1 / depth)  # written out independently
+    np.testing.assert_allclose(C[1:] / C[:-1], rho, rtol=1e-10, atol=0)
+    assert T.ideal_compression_rate(eps, alpha, n, depth, norm=norm) == pytest.approx(rho,
+                                                                                      rel=1e-13)
+    ideal = T.ideal_metrics(K, n, depth, eps, alpha, norm=norm)
+    np.testing.assert_allclose(ideal.compression.numpy(), C, rtol=1e-10, atol=0)
+    assert C[0] == pytest.approx(K * (n - 1) / (K - 1), rel=1e-12)
+    # the general form with the singular values of W*: all equal to sqrt(n) / (alpha r)
+    s = torch.linalg.svdvals(T.least_squares_map(X, y, alpha))
+    np.testing.assert_allclose(s.numpy(), math.sqrt(n) / (alpha * norm), rtol=1e-12)
+    assert T.approximate_compression_rate(eps, s, depth) == pytest.approx(rho, rel=1e-12)
+
+
+def test_unit_norm_rate_is_wrong_for_rows_of_norm_five():
+    """paper.md 0, correction 1: eps = 0.3, alpha = 1, n = 10, L = 6, r = 5."""
+    X, y = orthogonal_rows(0, 3, 10, 50, 5.0)
+    Ws = T.min_norm_balanced_network(X, y, 6, 0.3, alpha=1.0, generator=gen())
+    C = naive_compressions(Ws, X, y)
+    measured = C[1:] / C[:-1]
+    np.testing.assert_allclose(measured, 0.3**2 * 2.5 ** (1 / 6), rtol=1e-10)
+    assert measured[0] == pytest.approx(0.1048, abs=5e-5)
+    assert T.ideal_compression_rate(0.3, 1.0, 10, 6, 5.0) == pytest.approx(measured[0], rel=1e-10)
+    unit = T.ideal_compression_rate(0.3, 1.0, 10, 6)
+    assert unit == pytest.approx(0.0613, abs=5e-5)
+    assert np.all(np.abs(measured / unit - 1) > 0.7)  # off by the factor 5^{2/6} = 1.71
+    # the book's default (orthonormal rows) is unchanged
+    assert T.ideal_compression_rate(0.3, 100.0, 10, 6, norm=1.0) == T.ideal_compression_rate(
+        0.3, 100.0, 10, 6)
+
+
+def test_approximate_rate_is_close_on_nearly_orthogonal_data():
+    """eps^2 / s_bar^{2/L} within 2% of the exact mean rate of paper.md 3.4's settings."""
+    for eps, alpha, depth in [(0.1, 100.0, 6), (0.3, 1.0, 6), (0.3, 100.0, 4)]:
+        for seed in range(2):
+            X, y = paper_data(seed)
+            exact = M.geometric_rate(T.predicted_metrics(X, y, depth, eps, alpha).compression[1:])
+            s = np.linalg.svd(T.least_squares_map(X, y, alpha).numpy(), compute_uv=False)
+            by_hand = eps**2 / np.exp(np.log(s).mean()) ** (2 / depth)
+            approx = T.approximate_compression_rate(eps, s, depth)
+            assert approx == pytest.approx(by_hand, rel=1e-12)
+            assert approx == pytest.approx(exact, rel=0.02)
+    # hand-worked: s = (4, 1), s_bar = 2, L = 2: 0.25 / 2
+    assert T.approximate_compression_rate(0.5, [4.0, 1.0], 2) == pytest.approx(0.125, rel=1e-15)
+
+
+def test_rate_errors():
+    with pytest.raises(ValueError, match="norm must be > 0"):
+        T.ideal_compression_rate(0.3, 1.0, 10, 6, norm=0.0)
+    with pytest.raises(ValueError, match="norm must be > 0"):
+        T.ideal_metrics(3, 10, 6, 0.3, norm=-1.0)
+    with pytest.raises(ValueError, match="singular_values must be finite and > 0"):
+        T.approximate_compression_rate(0.3, [1.0, 0.0], 6)
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        T.approximate_compression_rate(0.3, [], 6)
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        T.approximate_compression_rate(0.3, np.ones((2, 2)), 6)
+
+
+# ----------------------------------------------------------------------------------------
+# issue 12, part 2: N > d, the minimum-norm least-squares map
+# ----------------------------------------------------------------------------------------
+
+
+def gaussian_data(seed, counts, d, shift=1.0, rank=None):
+    """Non-orthogonal Gaussian data with class offsets; `rank` < d projects X to that rank."""
+    g = np.random.default_rng(seed)
+    y = np.repeat(np.arange(len(counts)), counts)
+    X = g.normal(size=(len(y), d)) + shift * g.normal(size=(len(counts), d))[y]
+    if rank is not None:
+        X = X @ g.normal(size=(d, rank)) @ g.normal(size=(rank, d)) / d
+    return torch.from_numpy(X), torch.from_numpy(y)
+
+
+def duplicated_rows():
+    """N = 12 <= d = 20, but rows 0 and 1 reappear in other classes: no interpolation."""
+    X, y = gaussian_data(7, [4, 4, 2], 20)
+    return torch.cat([X, X[:2]]), torch.cat([y, torch.tensor([1, 2])])
+
+
+LS_DATA = {
+    "imbalanced, N = 2d": lambda: gaussian_data(1, [16, 6, 10, 8], 20),
+    "N = 2d, alpha-scaled offsets": lambda: gaussian_data(2, [10, 10], 10, shift=3.0),
+    "d < K": lambda: gaussian_data(3, [5, 4, 6, 5, 4], 3),
+    "rank X = 2 < K = 3": lambda: gaussian_data(4, [9, 6, 9], 8, rank=2),
+    "dependent rows, N <= d": duplicated_rows,
+}
+
+
+def ls_network_and_predictions(name, depth, eps, alpha):
+    X, y = LS_DATA[name]()
+    d = X.shape[1]
+    pred = T.predicted_metrics(X, y, depth, eps, alpha)
+    Ws = T.min_norm_balanced_network(X, y, depth, eps, alpha=alpha, width=d + 4,
+                                     generator=gen(depth))
+    return X, y, pred, Ws
+
+
+COLUMNS = ("compression", "discrimination", "nc1", "trace_within", "trace_between")
+
+
+@pytest.mark.parametrize("name", list(LS_DATA))
+@pytest.mark.parametrize("depth", [2, 3, 6])
+@pytest.mark.parametrize("eps,alpha", [(0.0, 1.0), (0.2, 100.0), (0.5, 2.5)])
+def test_least_squares_predictions_equal_measured_metrics(name, depth, eps, alpha):
+    X, y, pred, Ws = ls_network_and_predictions(name, depth, eps, alpha)
+    assert pred.layer.tolist() == list(range(depth))
+    # (1) the package's construction, measured by pncutils.metrics.layerwise
+    measured = M.layerwise(network_features(Ws, X), y)
+    # (2) an independent numpy construction (other frames and width), measured by loops
+    Wn, _ = naive_least_squares_network(X.numpy(), y.numpy(), depth, eps, alpha,
+                                        X.shape[1] + 7, seed=depth)
+    naive = [naive_layer_metrics(H, y.numpy()) for H in naive_features(Wn, X.numpy())]
+    for col in COLUMNS:
+        p = pred[col].numpy()
+        scale = np.abs(p).max()
+        np.testing.assert_allclose(p, measured[col].numpy(), rtol=1e-8, atol=1e-13 * scale)
+        np.testing.assert_allclose(p, [m[col] for m in naive], rtol=1e-8, atol=1e-13 * scale)
+
+
+@pytest.mark.parametrize("name", list(LS_DATA))
+def test_least_squares_construction(name):
+    X, y = LS_DATA[name]()
+    N, d = X.shape
+    K = int(y.max()) + 1
+    alpha, eps, depth = 3.0, 0.3, 4
+    Ws = T.min_norm_balanced_network(X, y, depth, eps, alpha=alpha, generator=gen())
+    P = Ws[0]
+    for W in Ws[1:]:
+        P = W @ P
+    Y = np.eye(K)[y.numpy()]
+    W_ls = Y.T @ np.linalg.pinv(X.numpy()).T / alpha  # numpy's least-squares map
+    np.testing.assert_allclose(P.numpy(), W_ls, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(T.least_squares_map(X, y, alpha).numpy(), W_ls, rtol=0, atol=1e-10)
+    # it is the least-squares solution, and it does not interpolate
+    lstsq = np.linalg.lstsq(X.numpy(), Y / alpha, rcond=None)[0].T
+    np.testing.assert_allclose(W_ls, lstsq, rtol=0, atol=1e-10)
+    assert np.linalg.norm(alpha * P.numpy() @ X.numpy().T - Y.T) > 0.1
+    # singular values: k = rank W* signal values s_j^{1/L}, d - k equal to eps, then zeros
+    s = np.linalg.svd(W_ls, compute_uv=False)
+    k = int((s > 1e-12 * s[0]).sum())
+    assert k == min(K, np.linalg.matrix_rank(X.numpy()))
+    for W in Ws[:-1]:
+        sv = np.linalg.svd(W.numpy(), compute_uv=False)
+        np.testing.assert_allclose(sv[:k], s[:k] ** (1 / depth), rtol=1e-10)
+        np.testing.assert_allclose(sv[k:d], eps, rtol=1e-10)
+        assert np.all(sv[d:] < 1e-12)
+    per_pair = T.balancedness(Ws, normalize=False, reduce=False)
+    assert float(per_pair[:-1].abs().max()) < 1e-12
+    assert float(per_pair[-1]) == pytest.approx(eps**2 * math.sqrt(d - k), rel=1e-9)
+
+
+def test_interpolating_inputs_keep_the_exact_old_path():
+    """Full row rank: least_squares_map is min_norm_map to the last bit, and so is depth 1."""
+    X, y = paper_data(3)
+    W = T.min_norm_map(X, y, 7.0)
+    assert torch.equal(T.least_squares_map(X, y, 7.0), W)
+    assert torch.equal(T.min_norm_balanced_network(X, y, 1, 0.3, alpha=7.0)[0], W)
+    np.testing.assert_allclose(W.numpy(), np.eye(3)[y.numpy()].T @ np.linalg.pinv(X.numpy()).T
+                               / 7.0, rtol=0, atol=1e-12)
+
+
+def test_hand_worked_least_squares_case():
+    """K = 2, d = 3, N = 4, alpha = 1, L = 2, eps = 0.5 (by hand).
+
+    X = [[1,0,0], [3,0,0] | [0,1,1], [0,1,-1]]: orthogonal columns, X^T X = diag(10, 2, 2),
+    Y^T X = [[4,0,0], [0,2,0]], so W* = Y^T X (X^T X)^{-1} = [[0.4,0,0], [0,1,0]]: singular
+    values 1 (v = e2) and 0.4 (v = e1), V_perp = e3; the fit gives 0.4 and 1.2 for class 0
+    (no interpolation). Layer l, t = l/L, a = 0.4^t: features (a x1, x2, eps^l x3); class 0 is
+    (a, 0, 0), (3a, 0, 0), class 1 is (0, 1, eps^l), (0, 1, -eps^l).
+    tr Sigma_W = (2 a^2 + 2 eps^{2l}) / 4, tr Sigma_B = a^2 + 1/4 (centred means
+    +-(a, -1/2, 0)), the means stay orthogonal (D = 1), and Sigma_B = c c^T with
+    c = (a, -1/2, 0), so NC1 = c^T Sigma_W c / |c|^4 / K = a^4 / (4 (a^2 + 1/4)^2).
+    Floor: F_l = (a^2 / 2) / (a^2 + 1/4); at l = L, a^2 = 0.16: F_2 = 8/41.
+    """
+    X = torch.tensor([[1.0, 0, 0], [3, 0, 0], [0, 1, 1], [0, 1, -1]])
+    y = torch.tensor([0, 0, 1, 1])
+    pred = T.predicted_metrics(X, y, depth=2, eps=0.5)
+    expected = {
+        "trace_within": [1.0, (0.4 + 0.25) / 2],
+        "trace_between": [1.25, 0.65],
+        "compression": [0.8, 0.5],
+        "discrimination": [1.0, 1.0],
+        "nc1": [1 / (4 * 1.25**2), 0.16 / (4 * 0.65**2)],
+    }
+    for col, values in expected.items():
+        np.testing.assert_allclose(pred[col].numpy(), values, rtol=1e-12, atol=1e-15)
+    floor = T.compression_floor(X, y, depth=2)
+    np.testing.assert_allclose(floor.compression.numpy(), [0.4, 4 / 13, 8 / 41], rtol=1e-12)
+    np.testing.assert_allclose(floor.trace_within.numpy(), [0.5, 0.2, 0.08], rtol=1e-12)
+    Ws = T.min_norm_balanced_network(X, y, depth=2, eps=0.5, width=5, generator=gen())
+    np.testing.assert_allclose((Ws[1] @ Ws[0]).numpy(), [[0.4, 0, 0], [0, 1, 0]], atol=1e-14)
+    np.testing.assert_allclose(np.linalg.svd(Ws[0].numpy(), compute_uv=False)[:3],
+                               [1.0, 0.4**0.5, 0.5], rtol=1e-12)
+
+
+def test_hand_worked_rank_deficient_case():
+    """K = 2, d = 2, N = 4: the class sums (2, 0) and (4, 0) are parallel, so rank W* = 1 < K.
+
+    X = [[1,1], [1,-1] | [2,1], [2,-1]], X^T X = diag(10, 4), W* = [[0.2, 0], [0.4, 0]]:
+    s = sqrt(0.2), v = e1, V_perp = e2 (one eps direction, d - k = 1). All within-class
+    variation is along e2 and all between-class along e1: tr Sigma_W^l = eps^{2l},
+    tr Sigma_B^l = s^{2l/L} / 4, so C_l = 4 (eps^2 / s^{2/L})^l exactly; the class means stay
+    parallel (D = 0) and NC1 = 0. With L = 2, eps = 0.5: C = [4, sqrt(5)]. Floor: 0.
+    """
+    X = torch.tensor([[1.0, 1], [1, -1], [2, 1], [2, -1]])
+    y = torch.tensor([0, 0, 1, 1])
+    pred = T.predicted_metrics(X, y, depth=2, eps=0.5)
+    np.testing.assert_allclose(pred.compression.numpy(), [4.0, math.sqrt(5)], rtol=1e-12)
+    np.testing.assert_allclose(pred.trace_within.numpy(), [1.0, 0.25], rtol=1e-12)
+    np.testing.assert_allclose(pred.trace_between.numpy(), [0.25, 0.25 * math.sqrt(0.2)],
+                               rtol=1e-12)
+    np.testing.assert_allclose(pred.discrimination.numpy(), [0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(pred.nc1.numpy(), [0.0, 0.0], atol=1e-12)
+    assert T.approximate_compression_rate(0.5, [math.sqrt(0.2)], 2) == pytest.approx(
+        float(pred.compression[1] / pred.compression[0]), rel=1e-12)
+    np.testing.assert_allclose(T.compression_floor(X, y, 2).compression.numpy(), 0, atol=1e-12)
+    Ws = T.min_norm_balanced_network(X, y, depth=2, eps=0.5, generator=gen())
+    np.testing.assert_allclose((Ws[1] @ Ws[0]).numpy(), [[0.2, 0], [0.4, 0]], atol=1e-14)
+    np.testing.assert_allclose(np.linalg.svd(Ws[0].numpy(), compute_uv=False),
+                               [0.2**0.25, 0.5], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(LS_DATA))
+def test_compression_floor(name):
+    X, y = LS_DATA[name]()
+    depth, alpha = 5, 3.0
+    floor = T.compression_floor(X, y, depth, alpha)
+    assert floor.layer.tolist() == list(range(depth + 1))
+    # the eps -> 0 limit: C_l = F_l at eps = 0 for 1 <= l <= L-1
+    at_zero = T.predicted_metrics(X, y, depth, 0.0, alpha)
+    torch.testing.assert_close(at_zero.compression[1:], floor.compression[1:depth],
+                               rtol=1e-12, atol=0)
+    # C_l - F_l = O(eps^{2l}): halving eps divides the gap by about 4^l (l <= 3: beyond, the
+    # gap eps^{2l} ~ 1e-14 drowns in the rounding of C_l)
+    gap = [(T.predicted_metrics(X, y, depth, e, alpha).compression - floor.compression[:depth])
+           for e in (1e-2, 5e-3, 0.5)]
+    Xn, K = X.numpy(), int(y.max()) + 1
+    W_ls = np.eye(K)[y.numpy()].T @ np.linalg.pinv(Xn).T
+    if np.linalg.matrix_rank(W_ls) == np.linalg.matrix_rank(Xn):
+        # the eps-subspace holds no data (X V_perp = 0, e.g. d < K): C_l = F_l for every eps
+        for g in gap:
+            assert float(g[1:].abs().max()) < 1e-12 * float(floor.compression.max())
+    else:
+        np.testing.assert_allclose((gap[0][1:4] / gap[1][1:4]).numpy(), [4.0, 16.0, 64.0],
+                                   rtol=1e-3)
+    # C_l is the mediant of F_l and of the eps-part ratio: it lies between the two
+    _, s, Vh = np.linalg.svd(W_ls)
+    k = int((s > 1e-12 * s[0]).sum())
+    means = np.stack([Xn[y.numpy() == c].mean(0) for c in range(K)])
+    dev, cen = Xn - means[y.numpy()], means - means.mean(0)
+    perp = Vh[k:].T
+    if perp.shape[1] and np.abs(Xn @ perp).max() > 1e-10:  # the eps-subspace holds data
+        eps_part = (K / len(Xn)) * ((dev @ perp) ** 2).sum() / ((cen @ perp) ** 2).sum()
+        C = T.predicted_metrics(X, y, depth, 0.5, alpha).compression.numpy()
+        F = floor.compression.numpy()[:depth]
+        lo, hi = np.minimum(F, eps_part), np.maximum(F, eps_part)
+        assert np.all(C[1:] >= lo[1:] * (1 - 1e-12)) and np.all(C[1:] <= hi[1:] * (1 + 1e-12))
+        assert np.all((C[1:] >= F[1:]) == (eps_part >= F[1:]))
+    # the output layer: C_L = F_L for every eps, the compression of the least-squares fit
+    Ws = T.min_norm_balanced_network(X, y, depth, 0.4, alpha=alpha, generator=gen())
+    H = network_features(Ws, X)[-1] @ Ws[-1].T  # (N, K): the outputs W_L ... W_1 x
+    fit = Xn @ np.linalg.pinv(Xn) @ np.eye(K)[y.numpy()]  # P Y
+    for out in (H.numpy(), fit):
+        assert naive_layer_metrics(out, y.numpy())["compression"] == pytest.approx(
+            float(floor.compression[depth]), rel=1e-8)
+    # row 0: X projected on the signal subspace of W* (numpy SVD); no alpha dependence
+    projected = Xn @ Vh[:k].T
+    assert naive_layer_metrics(projected, y.numpy())["compression"] == pytest.approx(
+        float(floor.compression[0]), rel=1e-8)
+    torch.testing.assert_close(T.compression_floor(X, y, depth, 1.0).compression,
+                               floor.compression, rtol=1e-10, atol=0)
+
+
+def test_compression_floor_is_zero_when_the_map_interpolates():
+    X, y = paper_data(5)
+    floor = T.compression_floor(X, y, 6, 100.0)
+    assert floor.compression.abs().max() == 0.0 and floor.trace_within.abs().max() == 0.0
+    assert T.predicted_metrics(X, y, 6, 0.0, 100.0).compression[1:].abs().max() == 0.0
+
+
+def test_least_squares_errors():
+    y = torch.tensor([0, 0, 1, 1])
+    zero_means = torch.tensor([[1.0, 0], [-1, 0], [0, 1], [0, -1]])  # N > d, X^T Y = 0
+    for fn in (lambda: T.min_norm_balanced_network(zero_means, y, 3, 0.1),
+               lambda: T.predicted_metrics(zero_means, y, 3, 0.1),
+               lambda: T.compression_floor(zero_means, y, 3)):
+        with pytest.raises(ValueError, match="least-squares map W\\* is zero"):
+            fn()
+    assert T.least_squares_map(zero_means, y).abs().max() < 1e-15  # it is zero, not an error
+    same_means = torch.tensor([[1.0, 0], [1, 2], [1, 1], [1, 1], [0, 1]])
+    with pytest.raises(ValueError, match="all class means of X coincide"):
+        T.predicted_metrics(same_means[:4], y, 3, 0.1)
+    with pytest.raises(ValueError, match="all class means of X coincide"):
+        T.compression_floor(same_means[:4], y, 3)
+    X0 = torch.tensor([[1.0, 0], [-1, 0], [1, 1], [1, 2], [2, 0]])  # class 0 has mean 0
+    y0 = torch.tensor([0, 0, 1, 1, 2])
+    with pytest.raises(ValueError, match=r"class\(es\) \[0\] have a zero class mean"):
+        T.predicted_metrics(X0, y0, 3, 0.1)
+    assert len(T.compression_floor(X0, y0, 3)) == 4  # the floor needs no discrimination
+    X, yl = gaussian_data(0, [10, 10, 10], 10)
+    with pytest.raises(ValueError, match="N > d no linear map interpolates"):
+        T.min_norm_residual(T.min_norm_balanced_network(X, yl, 3, 0.1), X, yl)
+    with pytest.raises(ValueError, match="N > d no linear map interpolates"):
+        T.assumption_report(T.min_norm_balanced_network(X, yl, 3, 0.1), X, yl)
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        T.compression_floor(X, yl, 0)
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        T.least_squares_map(X, yl, alpha=-1.0)

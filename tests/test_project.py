@@ -51,9 +51,20 @@ def test_environment_yml_installs_the_same_requirements():
 def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_command():
     head = "\n".join((ROOT / "README.md").read_text().splitlines()[:25])
     assert "make book" in head and "make test" in head
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test$", ci, re.M)
-    assert "dataset-fashion-mnist" in ci
+    lines = (ROOT / "README.md").read_text().splitlines()
+    order = [next(i for i, l in enumerate(lines) if l.startswith(h)) for h in
+             ("make book", "## What the two commands install and download",
+              "## Licence and citation")]
+    assert order == sorted(order), "README: the commands, what they get, then the licence"
+    ci = [l for l in (ROOT / ".ci" / "run").read_text().splitlines()
+          if l.strip() and not l.startswith("#")]
+    assert ci[-1] == "make test" and not any("apt-get" in l for l in ci), (
+        "CI runs exactly the README's test command; make does the set-up")
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("book", "test"):
+        rule = re.search(rf"^{target}: (.*)$", makefile, re.M).group(1).split()
+        assert rule[0] == f"system-{target}", f"make {target} gets the data before anything"
+    assert "tools/ensure_system.py pre --data --browser" in makefile
 
 
 def test_toc_entries_exist_and_every_chapter_is_listed():

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib import ticker  # pyplot is imported on first use only
 
 from pncutils.metrics import LayerTable, linear_fit
 
@@ -117,9 +117,11 @@ def plot_layerwise(
     >>> fig, (ax_c, ax_d) = plot_layerwise(t)
     >>> ax_c.get_yscale()
     'log'
-    >>> plt.close(fig)
+    >>> import matplotlib.pyplot as plt; plt.close(fig)
     """
     if axes is None:
+        import matplotlib.pyplot as plt
+
         fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), layout="constrained")
     else:
         if len(axes) != 2:
@@ -157,7 +159,7 @@ def plot_layerwise(
     ax_d.set_xlabel("layer $l$")
     ax_d.set_ylabel(r"$D_l = 1 - \max_{k\neq k'} \cos(\mu_k, \mu_{k'})$")
     for ax in axes:
-        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     return fig, axes
 
@@ -180,10 +182,12 @@ def plot_history(history: Any, ax: Any | None = None, label: str | None = None) 
     --------
     >>> fig, ax = plot_history([1.0, 0.1, 0.01]); ax.get_yscale()
     'log'
-    >>> plt.close(fig)
+    >>> import matplotlib.pyplot as plt; plt.close(fig)
     """
     losses = np.asarray(getattr(history, "loss", history), dtype=np.float64)
     if ax is None:
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(layout="constrained")
     else:
         fig = ax.figure
@@ -216,9 +220,11 @@ def plot_spectrum(
     --------
     >>> fig, ax = plot_spectrum([torch.eye(3), 2 * torch.eye(3)]); len(ax.lines)
     2
-    >>> plt.close(fig)
+    >>> import matplotlib.pyplot as plt; plt.close(fig)
     """
     if ax is None:
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(layout="constrained")
     else:
         fig = ax.figure

@@ -837,7 +837,7 @@ def min_norm_residual(weights: Any, X: Any, Y: Any, alpha: float = 1.0) -> float
     >>> min_norm_residual([torch.eye(2, 3)], X, y)
     0.0
 
-    Used in: ch02 (and ch04 through :func:`pncutils.experiments.assumption_grid`).
+    Used in: ch02 (and ch04 through :func:`pncutils.book.experiments.assumption_grid`).
     """
     Ws = _weights_list(weights)
     W_star = min_norm_map(X, Y, alpha)
@@ -911,7 +911,7 @@ def bulk_singular_values(weights: Any, num_classes: int) -> Tensor:
     >>> bulk_singular_values(Ws, num_classes=2).shape
     torch.Size([2, 4])
 
-    Used in: ch02 (and ch04 through :func:`pncutils.experiments.assumption_grid`).
+    Used in: ch02 (and ch04 through :func:`pncutils.book.experiments.assumption_grid`).
     """
     Ws = _weights_list(weights)
     K = check_int(num_classes, "num_classes", minimum=1)

@@ -1,4 +1,4 @@
-"""Tests of pncutils.beyond: the real-data experiment of chapter 6 (F7)."""
+"""Tests of pncutils.book.beyond: the real-data experiment of chapter 6 (F7)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from pncutils import beyond, metrics
-from pncutils.config import Config
+from pncutils import metrics
+from pncutils.book import beyond
+from pncutils.book.config import Config
 from pncutils.data import DatasetNotFoundError, load_dataset
 from pncutils.models import DeepLinearNetwork
 
@@ -450,7 +451,7 @@ def test_plots():
 
 
 def test_registered_in_reproduce():
-    from pncutils.reproduce import EXPERIMENTS
+    from pncutils.book.reproduce import EXPERIMENTS
 
     exp = EXPERIMENTS["fig7"]
     assert exp.fn is beyond.run_experiment and exp.scales is beyond.SCALES

@@ -1,10 +1,10 @@
-"""Tests of pncutils.config."""
+"""Tests of pncutils.book.config."""
 
 from __future__ import annotations
 
 import pytest
 
-from pncutils.config import Config
+from pncutils.book.config import Config
 
 
 def test_config_is_frozen_and_replaceable():

@@ -1,4 +1,4 @@
-"""Tests of pncutils.experiments against independent computations (numpy, naive formulas)."""
+"""Tests of pncutils.book.experiments against independent computations (numpy, naive formulas)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pncutils import experiments as E
 from pncutils import theory as T
+from pncutils.book import experiments as E
 from pncutils.data import orthogonal_dataset
 from pncutils.metrics import LayerTable
 from pncutils.models import DeepLinearNetwork

@@ -1,4 +1,4 @@
-"""Tests of pncutils.figures: the part II figures drawn from experiment results."""
+"""Tests of pncutils.book.figures: the part II figures drawn from experiment results."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from pncutils import figures  # noqa: E402
+from pncutils.book import figures  # noqa: E402
 
 
 def _hybrid_results(num_layers=4, num_nonlinear=1):

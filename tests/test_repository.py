@@ -123,9 +123,12 @@ def test_wheel_builds_installs_and_imports_in_a_fresh_venv(tmp_path):
                 "--no-index", str(wheels[0])])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     res = _run([str(py), "-c", "import pncutils, sys; print(pncutils.__file__); "
-                "print(pncutils.__version__); print('matplotlib.pyplot' in sys.modules)"],
+                "print(pncutils.__version__); print('matplotlib.pyplot' in sys.modules); "
+                "import pncutils.book, pncutils.reproduce; print(pncutils.book.__file__)"],
                cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
-    file, version, _ = res.stdout.split()
+    file, version, pyplot, book = res.stdout.split()
     assert file.startswith(site), f"imported {file}, not the installed wheel"
+    assert book.startswith(site), "the wheel must carry the book layer (pncutils.book)"
+    assert pyplot == "False"
     assert wheels[0].name.startswith(f"pncutils-{version}-")

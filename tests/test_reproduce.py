@@ -1,4 +1,4 @@
-"""Tests of pncutils.reproduce: result files, their verification, the registry and the CLI."""
+"""Tests of pncutils.book.reproduce: result files, their verification, the registry and the CLI."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from pncutils import reproduce, training
-from pncutils.config import Config
-from pncutils.data import DatasetNotFoundError, load_dataset
-from pncutils.reproduce import (
+from pncutils import training
+from pncutils.book import reproduce
+from pncutils.book.config import Config
+from pncutils.book.reproduce import (
     EXPERIMENTS,
     REQUIRED_FIELDS,
     SCALES,
@@ -27,6 +27,7 @@ from pncutils.reproduce import (
     run,
     verify_result,
 )
+from pncutils.data import DatasetNotFoundError, load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "book" / "results").glob("*.json"))
@@ -458,7 +459,7 @@ def test_compute_rejects_a_config_of_another_experiment():
     cfg = EXPERIMENTS["fig4"].scales["quick"].replace(seed=0)
     with pytest.raises(ValueError, match=r"unknown \['colour'\]"):
         reproduce.compute("fig4", Config(**cfg.to_dict(), colour=1), "cpu")
-    with pytest.raises(ValueError, match="must be a pncutils.config.Config"):
+    with pytest.raises(ValueError, match="must be a pncutils.book.config.Config"):
         reproduce.compute("fig4", cfg.to_dict(), "cpu")
     with pytest.raises(ValueError, match="experiment must be one of"):
         reproduce.compute("fig9", cfg)

@@ -1,4 +1,4 @@
-"""Tests of pncutils.transfer: class selection, the network, the metrics, the experiment."""
+"""Tests of pncutils.book.transfer: class selection, the network, the metrics, the experiment."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from _naive import naive_probe
 
-from pncutils import reproduce, transfer
-from pncutils.config import Config
+from pncutils.book import reproduce, transfer
+from pncutils.book.config import Config
 
 matplotlib.use("Agg")
 
@@ -504,7 +504,7 @@ def test_run_experiment_is_deterministic_on_the_cpu(tiny_result):
 
 
 def test_run_experiment_rejects_a_plain_dict():
-    with pytest.raises(ValueError, match="must be a pncutils.config.Config"):
+    with pytest.raises(ValueError, match="must be a pncutils.book.config.Config"):
         transfer.run_experiment(dict(TINY), "cpu")
 
 

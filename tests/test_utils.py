@@ -90,7 +90,7 @@ def test_in_notebook_is_false_outside_a_kernel():
 
 def test_public_surface():
     for mod in (pnc.metrics, pnc.theory, pnc.data, pnc.models, pnc.training, pnc.plotting,
-                pnc.utils, pnc.config, pnc.conventions, pnc.widgets):
+                pnc.utils, pnc.book.config, pnc.conventions, pnc.book.widgets):
         assert mod.__all__, mod.__name__
         for name in mod.__all__:
             assert hasattr(mod, name), f"{mod.__name__}.{name}"

@@ -1,4 +1,4 @@
-"""Tests of pncutils.widgets: the pure computations and the headless widgets."""
+"""Tests of pncutils.book.widgets: the pure computations and the headless widgets."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from pncutils import metrics, theory  # noqa: E402
-from pncutils import widgets as W  # noqa: E402
+from pncutils.book import widgets as W  # noqa: E402
 from pncutils.data import orthogonal_dataset  # noqa: E402
 
 REL = 1e-10
@@ -161,7 +161,7 @@ def test_theory_explorer_widget_follows_every_slider():
 def test_pncutils_imports_without_ipywidgets():
     code = (
         "import sys; sys.modules['ipywidgets'] = None\n"
-        "import pncutils, pncutils.widgets as W\n"
+        "import pncutils, pncutils.book.widgets as W\n"
         "W.explorer_values(); W.theory_values(exact=False)\n"
         "try:\n    W.metrics_explorer()\nexcept ImportError:\n    print('ok')\n"
     )

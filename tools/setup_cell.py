@@ -64,6 +64,7 @@ import numpy as np
 import torch  # noqa: F401  (a few chapters use only pnc)
 
 import pncutils as pnc
+from pncutils import book  # the book's experiment drivers (pncutils.book)
 
 pnc.plotting.use_book_style()'''
 

@@ -48,7 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from pncutils._checks import as_tensor, check_float, check_int
-from pncutils.config import Config
+from pncutils.book.config import Config
 
 __all__ = [
     "SCALES",
@@ -600,7 +600,7 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     from pncutils.training import TrainConfig, train
 
     if not isinstance(cfg, Config):
-        raise ValueError(f"cfg must be a pncutils.config.Config, got {type(cfg).__name__}")
+        raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(cfg).__name__}")
     dev = torch.device(device)
     seeds = list(range(cfg.seed, cfg.seed + check_int(cfg.num_seeds, "num_seeds", minimum=1)))
     head_layers = [check_int(m, "head_layers", minimum=1) for m in cfg.head_layers]

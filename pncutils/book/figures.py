@@ -1,8 +1,8 @@
 """Figures of the experiments of part II, drawn from their result dictionaries.
 
-Every function takes the ``results`` of an experiment of :mod:`pncutils.reproduce` (the
+Every function takes the ``results`` of an experiment of :mod:`pncutils.book.reproduce` (the
 ``"results"`` field of a result file, or the return value of
-:func:`pncutils.reproduce.compute`), so a live run and a committed paper-scale file are drawn
+:func:`pncutils.book.reproduce.compute`), so a live run and a committed paper-scale file are drawn
 by the same code; pass ``axes`` again to overlay a second result on the first. Functions
 return ``(fig, axes)`` and never call ``plt.show``.
 """

@@ -25,7 +25,7 @@ the paper's ``L`` (classifier included); layer ``l = 0`` is the input.
 
 See Also
 --------
-book chapter 6 (``ch06_beyond_assumptions``); pncutils.reproduce (experiment ``fig7``).
+book chapter 6 (``ch06_beyond_assumptions``); pncutils.book.reproduce (experiment ``fig7``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from pncutils._checks import as_tensor, check_choice, check_float, check_int
-from pncutils.config import Config
+from pncutils.book.config import Config
 from pncutils.metrics import LayerTable, LayerwiseStats, linear_fit
 
 __all__ = [
@@ -462,7 +462,7 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     from pncutils.utils import device_name
 
     if not isinstance(cfg, Config):
-        raise ValueError(f"cfg must be a pncutils.config.Config, got {type(cfg).__name__}")
+        raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(cfg).__name__}")
     settings = resolve_settings(cfg)
     dev = torch.device(device)
     t_start = time.perf_counter()

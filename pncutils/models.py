@@ -249,8 +249,10 @@ class HybridNetwork(nn.Module):
     def features(self, x: Tensor) -> list[Tensor]:
         """Layer features ``[X, H_1, ..., H_{L-1}]``: the input and every hidden output.
 
-        Call it under ``torch.no_grad()`` and in ``eval()`` mode for analysis (BatchNorm
-        then uses its running statistics, as in the paper's post-processing).
+        Call it under ``torch.no_grad()`` and in ``eval()`` mode for analysis: BatchNorm then
+        uses its running statistics, as the book does everywhere. (The authors'
+        ``hybrid_mlp.ipynb`` computes C and D in train mode, with the batch statistics of
+        shuffled batches of 1000; only their ``post_processing.py`` rank calls ``eval()``.)
 
         Parameters
         ----------

@@ -3,6 +3,7 @@
 The core library (what ``import pncutils`` loads; no pyplot, no experiment drivers):
 
 metrics     : float64 layerwise metrics (C_l, D_l, NC1, rank, probes) and streaming accumulators
+measurement : measure any PyTorch model layer by layer (``pnc.measure(model, data, layers)``)
 theory      : the closed-form minimum-norm balanced network, its exact predictions, checks
 conventions : the metrics as other papers and libraries define them, and the conversions
 models      : deep linear and hybrid (nonlinear + linear) networks with the paper's initialisation
@@ -22,6 +23,7 @@ from pncutils import (
     analysis,
     conventions,
     data,
+    measurement,
     metrics,
     models,
     plotting,
@@ -29,6 +31,7 @@ from pncutils import (
     training,
     utils,
 )
+from pncutils.measurement import measure
 from pncutils.utils import get_device, is_colab, quick_mode, seed_everything
 
 __version__ = "0.1.0"
@@ -47,6 +50,8 @@ __all__ = [
     "analysis",
     "conventions",
     "data",
+    "measurement",
+    "measure",
     "metrics",
     "models",
     "plotting",

@@ -40,7 +40,10 @@ from torch import Tensor, nn
 
 from pncutils._checks import check_choice, check_float, check_int
 
-__all__ = ["DeepLinearNetwork", "HybridNetwork", "orthogonal_init_"]
+__all__ = [
+    "DeepLinearNetwork", "HybridNetwork", "orthogonal_init_", "ConvBlock", "ResidualBlock",
+    "SmallCNN", "SmallResNet",
+]
 
 #: Allowed values of the ``init`` argument.
 INITS: tuple[str, ...] = ("orthogonal", "default", "gaussian")
@@ -394,3 +397,160 @@ class DeepLinearNetwork(HybridNetwork):
             f"in_dim={self.in_dim}, width={self.width}, num_classes={self.num_classes}, "
             f"depth={self.depth}, init={self.init!r}, init_scale={self.init_scale}"
         )
+
+
+# ----------------------------------------------------------------------------------------
+# convolutional and residual networks (measured with pncutils.measure)
+# ----------------------------------------------------------------------------------------
+
+
+def _conv(c_in: int, c_out: int, kernel: int, stride: int, generator: torch.Generator | None
+          ) -> nn.Conv2d:
+    """A bias-free conv (BatchNorm follows), He-initialised from `generator`."""
+    conv = nn.utils.skip_init(nn.Conv2d, c_in, c_out, kernel, stride=stride,
+                              padding=kernel // 2, bias=False)
+    with torch.no_grad():
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu",
+                                generator=generator)
+    return conv
+
+
+class ConvBlock(nn.Module):
+    """``conv3x3 -> BatchNorm -> ReLU`` (the unit of :class:`SmallCNN`)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.conv = _conv(c_in, c_out, 3, stride, generator)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class ResidualBlock(nn.Module):
+    """The basic residual block of He et al. (2016): ``relu(x' + bn(conv(relu(bn(conv(x))))))``.
+
+    ``x'`` is ``x``, or a strided ``1x1 conv -> BatchNorm`` when the shape changes.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.conv1 = _conv(c_in, c_out, 3, stride, generator)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = _conv(c_out, c_out, 3, 1, generator)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(_conv(c_in, c_out, 1, stride, generator),
+                                          nn.BatchNorm2d(c_out))
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        return self.act(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class _ImageNet(nn.Module):
+    """Shared frame: flat or image input -> stem -> stages of `block`s -> global pool -> head."""
+
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int,
+                 widths: tuple[int, ...], blocks: int, generator: torch.Generator | None,
+                 block: type[nn.Module]) -> None:
+        super().__init__()
+        if not isinstance(image_shape, tuple | list) or len(image_shape) != 3:
+            raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}")
+        self.image_shape = tuple(check_int(s, "image_shape entry", minimum=1)
+                                 for s in image_shape)
+        num_classes = check_int(num_classes, "num_classes", minimum=2)
+        if not isinstance(widths, tuple | list) or not widths:
+            raise ValueError(f"widths must name at least one stage, got {widths!r}")
+        self.widths = tuple(check_int(w, "width", minimum=1) for w in widths)
+        blocks = check_int(blocks, "blocks", minimum=1)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError("generator must be a torch.Generator or None")
+        self.stem = ConvBlock(self.image_shape[0], self.widths[0], generator=generator)
+        stages, c_in = [], self.widths[0]
+        for s, width in enumerate(self.widths):
+            stages.append(nn.Sequential(*[
+                block(c_in if b == 0 else width, width, stride=2 if (b == 0 and s > 0) else 1,
+                      generator=generator) for b in range(blocks)]))
+            c_in = width
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.utils.skip_init(nn.Linear, self.widths[-1], num_classes)
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(self.head.weight, a=math.sqrt(5), generator=generator)
+            self.head.bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 2:
+            if x.shape[1] != math.prod(self.image_shape):
+                raise ValueError(f"x has {x.shape[1]} columns, expected C*H*W = "
+                                 f"{math.prod(self.image_shape)} for images {self.image_shape}")
+            x = x.view(x.shape[0], *self.image_shape)
+        return self.head(self.pool(self.stages(self.stem(x))).flatten(1))
+
+
+class SmallCNN(_ImageNet):
+    """A small plain CNN: a stem, then stages of :class:`ConvBlock` (the first block of every
+    stage after the first halves the resolution with stride 2), global average pooling, and a
+    linear head.
+
+    Module names (what :func:`pncutils.measure` selects), in order: ``stem``,
+    ``stages.0.0`` ... ``stages.S-1.B-1``, ``pool``, ``head``.
+
+    Parameters
+    ----------
+    image_shape : (C, H, W), default (1, 28, 28)
+        Inputs may be images ``(N, C, H, W)`` or flattened rows ``(N, C H W)`` (as
+        :func:`pncutils.data.load_dataset` returns them).
+    num_classes : int, default 10
+    widths : tuple of int, default (16, 32, 64)
+        Channels of each stage.
+    blocks : int, default 2
+        Blocks per stage.
+    generator : torch.Generator, optional
+        Source of every initial weight (He normal for the convs, PyTorch's default for the
+        head), so the same seed gives the same network.
+
+    Examples
+    --------
+    >>> net = SmallCNN(widths=(4, 8), blocks=1, generator=torch.Generator().manual_seed(0))
+    >>> net(torch.zeros(2, 784)).shape
+    torch.Size([2, 10])
+    >>> [n for n, _ in net.named_children()]
+    ['stem', 'stages', 'pool', 'head']
+
+    Used in: the chapter on convolutional and residual networks (issue 13, in progress).
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
+                 widths: tuple[int, ...] = (16, 32, 64), blocks: int = 2,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(image_shape, num_classes, widths, blocks, generator, ConvBlock)
+
+
+class SmallResNet(_ImageNet):
+    """A small ResNet: a stem, stages of :class:`ResidualBlock` (stride 2 at the start of
+    every stage after the first), global average pooling, and a linear head.
+
+    Same parameters and module names as :class:`SmallCNN`.
+
+    Examples
+    --------
+    >>> net = SmallResNet(widths=(4, 8), blocks=2, generator=torch.Generator().manual_seed(0))
+    >>> net(torch.zeros(3, 1, 28, 28)).shape
+    torch.Size([3, 10])
+    >>> sum(isinstance(m, ResidualBlock) for m in net.modules())
+    4
+
+    Used in: the chapter on convolutional and residual networks (issue 13, in progress).
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
+                 widths: tuple[int, ...] = (16, 32, 64), blocks: int = 2,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(image_shape, num_classes, widths, blocks, generator, ResidualBlock)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from pncutils import models
 from pncutils.models import DeepLinearNetwork, HybridNetwork, orthogonal_init_
 
 
@@ -337,3 +338,56 @@ def test_input_shape_errors():
         net.features(torch.zeros(4))
     with pytest.raises(ValueError, match="columns"):
         net(torch.zeros(2, 6))
+
+
+# ----------------------------------------------------------------------------------------
+# SmallCNN and SmallResNet
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [models.SmallCNN, models.SmallResNet])
+def test_image_nets_shapes_names_and_seeded_weights(cls):
+    g = torch.Generator().manual_seed(3)
+    net = cls(widths=(4, 6, 8), blocks=2, generator=g)
+    names = [n for n, _ in net.named_modules() if n.count(".") == 2 and n.startswith("stages")]
+    assert names == ["stages.0.0", "stages.0.1", "stages.1.0", "stages.1.1", "stages.2.0",
+                     "stages.2.1"]
+    X = torch.randn(5, 784)
+    assert net(X).shape == (5, 10) and torch.equal(net(X), net(X.view(5, 1, 28, 28)))
+    state = torch.get_rng_state()
+    twin = cls(widths=(4, 6, 8), blocks=2, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.get_rng_state(), state), "no draw from the global RNG"
+    pairs = zip(net.named_parameters(), twin.named_parameters(), strict=True)
+    for (k, a), (_, b) in pairs:  # (the buffers moved: net ran in training mode above)
+        assert torch.equal(a, b), k
+    other = cls(widths=(4, 6, 8), blocks=2, generator=torch.Generator().manual_seed(4))
+    assert not torch.equal(other.stem.conv.weight, net.stem.conv.weight)
+    # resolution halves at the start of every stage after the first: 28 -> 14 -> 7
+    with torch.no_grad():
+        h = net.stages[:2](net.stem(X.view(5, 1, 28, 28)))
+    assert h.shape == (5, 6, 14, 14)
+
+
+def test_residual_block_adds_its_input():
+    block = models.ResidualBlock(3, 3, generator=torch.Generator().manual_seed(0)).eval()
+    with torch.no_grad():
+        block.bn2.weight.zero_()  # the residual branch outputs bn2's bias (0): block = relu(x)
+        block.bn2.bias.zero_()
+        x = torch.randn(2, 3, 5, 5)
+        assert torch.allclose(block(x), torch.relu(x))
+    down = models.ResidualBlock(3, 4, stride=2)
+    assert isinstance(down.shortcut, torch.nn.Sequential) and down(x).shape == (2, 4, 3, 3)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(image_shape=(28, 28)), "image_shape must be"),
+    (dict(widths=()), "widths must name"),
+    (dict(blocks=0), "blocks"),
+    (dict(num_classes=1), "num_classes"),
+    (dict(generator=0), "generator"),
+])
+def test_image_nets_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        models.SmallResNet(**kwargs)
+    with pytest.raises(ValueError, match="expected C\\*H\\*W = 784"):
+        models.SmallCNN(widths=(2,), blocks=1)(torch.zeros(2, 100))

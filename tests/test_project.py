@@ -118,3 +118,14 @@ def test_readme_example_runs():
     measured = env["table"].compression
     ratio = float((measured[1:] / measured[:-1]).log().mean().exp())
     assert abs(ratio / env["rate"] - 1) < 0.05
+
+
+def test_readme_measure_example_runs():
+    """The README's second example (pnc.measure on a small ResNet) runs as printed."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    code = next(b for b in blocks if "pnc.measure(" in b)
+    env: dict = {}
+    exec(compile(code, "README.md", "exec"), env)  # noqa: S102 - our own README
+    m = env["m"]
+    assert m.names[0] == "stem" and m.names[-1] == "output" and len(m.names) == 8
+    assert m.table.dim.tolist() == [8, 8, 8, 16, 16, 32, 32, 10]

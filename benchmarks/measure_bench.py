@@ -12,8 +12,9 @@ data set is not installed, which does not change the cost):
   host, then per-sample numpy loops with one outer product each (the paper's
   ``compute_Sigma_W``), timed on a subset and extrapolated linearly in N.
 
-Every time is the best of ``--repeat`` runs after a warm-up, measured in one process, so the
-ratios are comparable. ``python benchmarks/measure_bench.py [--n 10000] [--out DIR]``.
+Every time is the best of ``--repeat`` interleaved runs after a warm-up, measured in one
+process, so the ratios are comparable even when the machine's load drifts.
+``python benchmarks/measure_bench.py [--n 10000] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ from pncutils.models import ResidualBlock, SmallResNet  # noqa: E402
 LAYERS = ["stem", ResidualBlock, "output"]
 
 
-def best_time(fn, repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
+def best_times(fns: dict, repeat: int) -> dict[str, float]:
+    """Best wall time of each function, the runs interleaved (a drift in the machine's load
+    then affects every candidate alike), after one warm-up run of each."""
+    for fn in fns.values():
         fn()
-        best = min(best, time.perf_counter() - start)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -102,11 +107,14 @@ def main(argv=None) -> int:
             for i in range(0, len(X), args.batch):
                 net(X[i:i + args.batch])
 
-    t_fwd = best_time(forward, args.repeat)
-    t_plain = best_time(lambda: pnc.measure(net, data, LAYERS, nc1=False, batch_size=args.batch,
-                                            progress=False), args.repeat)
-    t_nc1 = best_time(lambda: pnc.measure(net, data, LAYERS, nc1=True, batch_size=args.batch,
-                                          progress=False), args.repeat)
+    times = best_times({
+        "forward": forward,
+        "plain": lambda: pnc.measure(net, data, LAYERS, nc1=False, batch_size=args.batch,
+                                     progress=False),
+        "nc1": lambda: pnc.measure(net, data, LAYERS, nc1=True, batch_size=args.batch,
+                                   progress=False),
+    }, args.repeat)
+    t_fwd, t_plain, t_nc1 = times["forward"], times["plain"], times["nc1"]
     t_ref = reference_way(net, X, y, args.batch, subset=min(2000, len(X)))
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "

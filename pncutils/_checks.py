@@ -69,26 +69,30 @@ def check_labels(
     num_classes: int | None = None,
     device: torch.device | None = None,
     require_all: bool = True,
+    name: str = "y",
+    rows: str = "H",
+    hint: str = "",
 ) -> tuple[Tensor, int]:
-    """Validate integer labels and return ``(y as int64 on device, K)``.
+    """Validate integer labels and return ``(y as int64 on device, K)``: the one label check.
 
-    Checks: 1-D, length `num_samples`, integer-valued, in ``[0, K)``, and (unless
-    ``require_all=False``, for held-out labels checked against a known K) at least two
-    classes with every class in ``[0, K)`` holding at least one sample.
+    Checks: 1-D, length `num_samples` (the rows of `rows`), integer-valued, in ``[0, K)``,
+    and (unless ``require_all=False``, for batches and held-out labels checked against a known
+    K) at least two classes with every class in ``[0, K)`` holding at least one sample. `name`
+    names the labels in the messages, `hint` is appended to the out-of-range message.
     """
-    y = as_tensor(y, "y")
+    y = as_tensor(y, name)
     if y.ndim != 1:
-        raise ValueError(f"y must be 1-D with shape (N,), got shape {tuple(y.shape)}")
+        raise ValueError(f"{name} must be 1-D with shape (N,), got shape {tuple(y.shape)}")
     if y.shape[0] != num_samples:
-        raise ValueError(f"H has {num_samples} rows but y has {y.shape[0]} labels")
-    if y.dtype == torch.bool:
-        raise ValueError("y must hold integer class labels, got dtype torch.bool")
-    if y.is_floating_point() or y.is_complex():
+        raise ValueError(f"{rows} has {num_samples} rows but {name} has {y.shape[0]} labels")
+    if y.dtype == torch.bool or y.is_complex():
+        raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+    if y.is_floating_point():
         if not torch.isfinite(y).all() or not torch.equal(y, torch.round(y)):
-            raise ValueError("y must hold integer class labels, got non-integer values")
+            raise ValueError(f"{name} must hold integer class labels, got non-integer values")
     y = y.to(device=device if device is not None else y.device, dtype=torch.int64)
     if y.numel() and int(y.min()) < 0:
-        raise ValueError(f"y must hold labels in [0, K), got negative label {int(y.min())}")
+        raise ValueError(f"{name} must hold labels in [0, K), got negative label {int(y.min())}")
     max_label = int(y.max()) if y.numel() else -1
     if num_classes is None:
         num_classes = max_label + 1
@@ -96,7 +100,8 @@ def check_labels(
         num_classes = check_int(num_classes, "num_classes", minimum=1)
         if max_label >= num_classes:
             raise ValueError(
-                f"y has label {max_label}, out of range for num_classes={num_classes}"
+                f"{name} must hold labels in [0, {num_classes}), got label {max_label} (out of "
+                f"range for num_classes={num_classes}){hint}"
             )
     if not require_all:
         return y, num_classes

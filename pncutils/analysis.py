@@ -247,19 +247,8 @@ def layer_report(
         X_test = _check_inputs(X_test, "X_test")
         if X_test.shape[1] != X.shape[1]:
             raise ValueError(f"X_test has {X_test.shape[1]} columns but X has {X.shape[1]}")
-        y_test = as_tensor(y_test, "y_test")
-        if y_test.ndim != 1 or y_test.shape[0] != X_test.shape[0]:
-            raise ValueError(
-                f"X_test has {X_test.shape[0]} rows but y_test has shape {tuple(y_test.shape)}"
-            )
-        if y_test.is_floating_point() and not torch.equal(y_test, torch.round(y_test)):
-            raise ValueError("y_test must hold integer class labels, got non-integer values")
-        y_test = y_test.to(torch.int64)
-        if int(y_test.min()) < 0 or int(y_test.max()) >= K:
-            raise ValueError(
-                f"y_test must hold labels in [0, {K}), got labels in "
-                f"[{int(y_test.min())}, {int(y_test.max())}]"
-            )
+        y_test, _ = check_labels(y_test, X_test.shape[0], K, require_all=False, name="y_test",
+                                 rows="X_test")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     energy = check_float(energy, "energy", minimum=0.0, maximum=1.0)
     if energy == 0.0:

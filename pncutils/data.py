@@ -50,7 +50,7 @@ from pncutils._catalog import (
     locate,
 )
 from pncutils._catalog import pnc_data_dirs as _pnc_data_dirs
-from pncutils._checks import as_tensor, check_choice, check_float, check_int
+from pncutils._checks import as_tensor, check_choice, check_float, check_int, check_labels
 
 __all__ = [
     "DATASETS",
@@ -264,28 +264,13 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: torch.dtype = torch.f
             [0., 0., 1.],
             [0., 1., 0.]])
     """
-    y = as_tensor(y, "y")
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D with shape (N,), got shape {tuple(y.shape)}")
-    if y.dtype == torch.bool or y.is_complex():
-        raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
-    if y.is_floating_point():
-        if not torch.isfinite(y).all() or not torch.equal(y, torch.round(y)):
-            raise ValueError("y must hold integer class labels, got non-integer values")
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"dtype must be a torch.dtype, got {dtype!r}")
-    y = y.to(torch.int64)
-    if y.numel() and int(y.min()) < 0:
-        raise ValueError(f"y must hold labels in [0, K), got negative label {int(y.min())}")
-    max_label = int(y.max()) if y.numel() else -1
-    if num_classes is None:
-        if max_label < 0:
-            raise ValueError("num_classes must be given when y is empty")
-        num_classes = max_label + 1
-    else:
-        num_classes = check_int(num_classes, "num_classes", minimum=1)
-        if max_label >= num_classes:
-            raise ValueError(f"y has label {max_label}, out of range for num_classes={num_classes}")
+    y = as_tensor(y, "y")
+    if y.ndim == 1 and y.numel() == 0 and num_classes is None:
+        raise ValueError("num_classes must be given when y is empty")
+    y, num_classes = check_labels(y, y.shape[0] if y.ndim else 0, num_classes,
+                                  require_all=False, rows="y")
     return torch.nn.functional.one_hot(y, num_classes).to(dtype)
 
 

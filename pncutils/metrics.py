@@ -34,7 +34,6 @@ import torch
 from torch import Tensor
 
 from pncutils._checks import (
-    as_tensor,
     check_features,
     check_float,
     check_int,
@@ -858,18 +857,7 @@ class LayerwiseStats:
                 )
             checked.append(H)
         B = checked[0].shape[0]
-        y = as_tensor(y, "y")
-        if y.ndim != 1 or y.shape[0] != B:
-            raise ValueError(f"H has {B} rows but y has shape {tuple(y.shape)}")
-        if y.is_floating_point() and not torch.equal(y, torch.round(y)):
-            raise ValueError("y must hold integer class labels, got non-integer values")
-        if y.dtype == torch.bool:
-            raise ValueError("y must hold integer class labels, got dtype torch.bool")
-        y = y.to(torch.int64)
-        if int(y.min()) < 0 or int(y.max()) >= K:
-            raise ValueError(
-                f"y must hold labels in [0, {K}), got labels in [{int(y.min())}, {int(y.max())}]"
-            )
+        y, _ = check_labels(y, B, K, require_all=False)  # a batch may miss classes
         device = checked[0].device
         batch_counts = torch.bincount(y.to(device), minlength=K).to(torch.float64)  # (K,)
         if self._counts is None:

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pncutils._checks import as_tensor, check_choice, check_float, check_int
+from pncutils._checks import as_tensor, check_choice, check_float, check_int, check_labels
 from pncutils.utils import device_name, get_device, progress_enabled
 
 __all__ = ["TrainConfig", "History", "learning_rate", "train", "train_many"]
@@ -323,24 +323,8 @@ def _check_inputs(X: Any, in_dim: int | None, name: str = "X") -> Tensor:
 
 
 def _check_targets(y: Any, num_samples: int, num_classes: int, name: str = "y") -> Tensor:
-    y = as_tensor(y, name)
-    if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D with shape (N,), got shape {tuple(y.shape)}")
-    if y.shape[0] != num_samples:
-        raise ValueError(f"X has {num_samples} rows but {name} has {y.shape[0]} labels")
-    if y.dtype == torch.bool or y.is_complex():
-        raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-    if y.is_floating_point() and (
-        not torch.isfinite(y).all() or not torch.equal(y, torch.round(y))
-    ):
-        raise ValueError(f"{name} must hold integer class labels, got non-integer values")
-    y = y.to(torch.int64)
-    lo, hi = int(y.min()), int(y.max())
-    if lo < 0 or hi >= num_classes:
-        raise ValueError(
-            f"{name} must hold labels in [0, {num_classes}) (the model has {num_classes} "
-            f"outputs), got labels in [{lo}, {hi}]"
-        )
+    y, _ = check_labels(y, num_samples, num_classes, require_all=False, name=name, rows="X",
+                        hint=f" (the model has {num_classes} outputs)")
     return y
 
 

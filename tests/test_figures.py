@@ -178,3 +178,59 @@ def test_projection_scatter_points_are_the_pca_coordinates():
             sel = labels == k
             np.testing.assert_allclose(coll.get_offsets(),
                                        np.stack([np.asarray(x)[sel], np.asarray(y)[sel]], 1))
+
+
+# ----------------------------------------------------------------------------------------
+# the least-squares floor and the summary of chapter 5
+# ----------------------------------------------------------------------------------------
+
+
+def _with_floor(res, floor=(0.4, 0.45, 0.45, 0.45)):
+    res["networks"]["hybrid"]["linear_floor"] = {"layers": [2, 3, 4, 5],
+                                                 "least_squares_floor": list(floor)}
+    return res
+
+
+def test_the_least_squares_floor_is_drawn_over_the_linear_layers_and_the_outputs():
+    res = _with_floor(_floor_results())
+    fig, (ax_c, _) = figures.plot_compression_discrimination(res, label=" (book)")
+    # hybrid, logits, fit, floor; MLP, logits
+    assert len(ax_c.lines) == 6
+    x, y = ax_c.lines[3].get_data()
+    assert list(x) == [2, 3, 4, 5] and list(y) == [0.4, 0.45, 0.45, 0.45]
+    assert ax_c.lines[3].get_linestyle() == "-." and "(book)" in ax_c.lines[3].get_label()
+    fig, (ax_c, _) = figures.plot_compression_discrimination(res, floor=False)
+    assert len(ax_c.lines) == 5
+    # a result file written before the floor existed: no floor line, no error
+    fig, (ax_c, _) = figures.plot_compression_discrimination(_floor_results())
+    assert len(ax_c.lines) == 5
+
+
+def test_linear_part_summary_by_hand():
+    res = _with_floor(_floor_results())
+    s = figures.linear_part_summary(res, "hybrid")
+    # C = 30, 100, 2.5, 1.5, 1.0 with m = 2, L - 1 = 4; C_L = 0.5, F_L = 0.45
+    assert (s["first"], s["last"]) == (2, 4)
+    assert s["C_ratio_1"] == 100.0 and s["C_ratio_first"] == 2.5
+    assert s["C_out"] == 0.5 and s["last_over_out"] == 2.0
+    assert s["F_out"] == 0.45 and s["out_over_floor"] == pytest.approx(0.5 / 0.45, rel=1e-15)
+    # C_l - C_L = 2, 1, 0.5: exactly geometric, rate 1/2
+    assert s["floor_fit"]["layers"] == [2, 3, 4]
+    assert s["floor_fit"]["rate"] == pytest.approx(0.5, rel=1e-12)
+    assert s["floor_fit"]["r2"] == pytest.approx(1.0, abs=1e-12)
+    slope, _ = np.polyfit([2, 3, 4], np.log([2.5, 1.5, 1.0]), 1)
+    assert s["log_fit"].slope == pytest.approx(slope, rel=1e-12)
+    assert (s["D_first"], s["D_last"], s["D_max"], s["D_peak_layer"]) == (0.2, 0.5, 0.5, 4)
+    assert s["rank_last"] == 20
+    m = figures.linear_part_summary(res, "mlp")  # no floor in the MLP's entry
+    assert m["F_out"] is None and m["out_over_floor"] is None
+    assert m["log_fit"] is None and m["floor_fit"] is None  # one linear layer: no fit
+    with pytest.raises(ValueError, match="network must be one of"):
+        figures.linear_part_summary(res, "cnn")
+
+
+def test_linear_part_summary_without_layers_above_the_floor():
+    res = _floor_results()
+    res["networks"]["hybrid"]["logits"]["compression"] = 1.4  # only C_2 = 2.5 lies above it
+    s = figures.linear_part_summary(res, "hybrid")
+    assert s["floor_fit"] is None and s["last_over_out"] == pytest.approx(1.0 / 1.4)

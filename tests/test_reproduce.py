@@ -524,3 +524,150 @@ def test_hybrid_setup_follows_the_config():
         assert all(torch.equal(a, b) for a, b in zip(net.weights(), again.weights(), strict=True))
     with pytest.raises(ValueError, match="network must be one of"):
         reproduce.hybrid_setup(cfg, "cnn", 784, 10)
+
+
+# ----------------------------------------------------------------------------------------
+# the analytic floor of the hybrid's linear layers (chapter 5)
+# ----------------------------------------------------------------------------------------
+
+
+def test_linear_part_floor_against_numpy():
+    """The least-squares floor, the losses and the map distance, recomputed with numpy."""
+    from pncutils.models import HybridNetwork
+
+    g = torch.Generator().manual_seed(3)
+    K, N, width, depth, m, alpha = 3, 60, 8, 5, 2, 4.0
+    net = HybridNetwork(6, width, K, depth, m, init="default", generator=g).double()
+    X = torch.randn(N, 6, generator=g, dtype=torch.float64)  # float64: the comparison is exact
+    y = torch.arange(N) % K
+    net.train()
+    net(X)  # one training-mode pass moves the BatchNorm running statistics
+    f = reproduce.linear_part_floor(net, X, y, alpha, batch_size=7)
+    assert net.training  # the mode is restored
+    # H_m by hand, eval mode: Linear -> BatchNorm with running statistics -> ReLU
+    H = X.double().numpy()
+    for block in net.blocks[:m]:
+        lin, bn = block[0], block[1]
+        Z = H @ lin.weight.detach().double().numpy().T
+        Z = (Z - bn.running_mean.double().numpy()) / np.sqrt(
+            bn.running_var.double().numpy() + bn.eps)
+        H = np.maximum(Z * bn.weight.detach().double().numpy()
+                       + bn.bias.detach().double().numpy(), 0.0)
+    Y = np.eye(K)[y.numpy()]
+    W_star = np.linalg.lstsq(H, Y, rcond=None)[0].T / alpha  # (K, width), N > width
+    A = np.eye(width)
+    for W in net.weights()[m:]:
+        A = W.double().numpy() @ A
+    U, S, Vt = np.linalg.svd(W_star, full_matrices=False)
+    means = np.stack([H[y.numpy() == k].mean(0) for k in range(K)])
+    H_W, H_B = H - means[y.numpy()], means - means.mean(0)
+    L = depth - m
+    floor = [((H_W @ Vt.T * S ** (j / L)) ** 2).sum() / N
+             / (((H_B @ Vt.T * S ** (j / L)) ** 2).sum() / K) for j in range(L + 1)]
+    assert f["layers"] == list(range(m, depth + 1))
+    np.testing.assert_allclose(f["least_squares_floor"], floor, rtol=1e-8)
+    # the last row is the compression of the least-squares fit itself
+    fit = H @ W_star.T
+    fit_means = np.stack([fit[y.numpy() == k].mean(0) for k in range(K)])
+    C_fit = (((fit - fit_means[y.numpy()]) ** 2).sum() / N) / (
+        ((fit_means - fit_means.mean(0)) ** 2).sum() / K)
+    assert f["least_squares_floor"][-1] == pytest.approx(C_fit, rel=1e-8)
+    assert f["least_squares_loss"] == pytest.approx(
+        ((alpha * H @ W_star.T - Y) ** 2).sum(1).mean(), rel=1e-8)
+    assert f["network_loss"] == pytest.approx(((alpha * H @ A.T - Y) ** 2).sum(1).mean(),
+                                              rel=1e-8)
+    assert f["least_squares_loss"] <= f["network_loss"]
+    assert f["map_distance"] == pytest.approx(
+        np.linalg.norm(A - W_star) / np.linalg.norm(W_star), rel=1e-8)
+    # the network's own outputs (its forward pass, eval mode) have the same compression
+    net.eval()
+    with torch.no_grad():
+        out = net(X).double().numpy()
+    out_means = np.stack([out[y.numpy() == k].mean(0) for k in range(K)])
+    C_out = (((out - out_means[y.numpy()]) ** 2).sum() / N) / (
+        ((out_means - out_means.mean(0)) ** 2).sum() / K)
+    assert f["end_to_end_compression"] == pytest.approx(C_out, rel=1e-8)
+
+
+def test_linear_part_floor_rejects_bad_input():
+    from pncutils.models import HybridNetwork
+
+    net = HybridNetwork(4, 6, 2, depth=3, num_nonlinear=1,
+                        generator=torch.Generator().manual_seed(0))
+    X, y = torch.randn(10, 4), torch.arange(10) % 2
+    with pytest.raises(ValueError, match="HybridNetwork"):
+        reproduce.linear_part_floor(torch.nn.Linear(4, 2), X, y, 1.0)
+    with pytest.raises(ValueError, match=r"\(N, D_in\) tensor"):
+        reproduce.linear_part_floor(net, X, y[:5], 1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        reproduce.linear_part_floor(net, X, y, 0.0)
+
+
+def test_hybrid_results_hold_the_linear_floor(hybrid_path):
+    r = load_result(hybrid_path)["results"]
+    cfg = EXPERIMENTS["hybrid"].scales["quick"]
+    for net in r["networks"].values():
+        f = net["linear_floor"]
+        assert f["layers"] == list(range(net["num_nonlinear"], cfg.depth + 1))
+        assert all(v > 0 for v in f["least_squares_floor"])  # N > width: no interpolation
+        assert f["least_squares_loss"] <= f["network_loss"]
+        assert f["end_to_end_compression"] == pytest.approx(net["logits"]["compression"],
+                                                            rel=1e-3)
+
+
+# ----------------------------------------------------------------------------------------
+# which claims about paper-scale files are checked
+# ----------------------------------------------------------------------------------------
+
+
+def test_paper_scale_uses_cover_the_registry():
+    assert set(reproduce.PAPER_SCALE_USES) == set(EXPERIMENTS)
+    for uses in reproduce.PAPER_SCALE_USES.values():
+        assert uses and all(re.fullmatch(r"ch0\d", u.chapter) and u.claim for u in uses)
+
+
+def test_paper_scale_checks_follow_the_files(tmp_path):
+    rows = reproduce.paper_scale_checks(tmp_path)  # an empty folder
+    n_uses = sum(len(u) for u in reproduce.PAPER_SCALE_USES.values())
+    assert len(rows) == n_uses and not any(r["committed"] for r in rows)
+    for r in rows:
+        use = next(u for u in reproduce.PAPER_SCALE_USES[r["experiment"]]
+                   if u.chapter == r["chapter"])
+        expected = ("checked" if use.recomputed else "waiting for the file") if use.asserted \
+            else "not shown"
+        assert r["status"] == expected and r["asserted"] == use.asserted
+    # a current paper-scale file turns its uses into checked / shown
+    path = run("fig3b", "quick", out_dir=tmp_path / "q")
+    res = load_result(path)
+    paper_cfg = EXPERIMENTS["fig3b"].scales["paper"].to_dict()
+    fake = {**res, "scale": "paper", "config": paper_cfg,
+            "config_hash": config_hash("fig3b", "paper", paper_cfg)}
+    (tmp_path / "fig3b-paper.json").write_text(json.dumps(fake))
+    status = {(r["experiment"], r["chapter"]): r["status"]
+              for r in reproduce.paper_scale_checks(tmp_path)}
+    assert status[("fig3b", "ch05")] == "shown"
+    assert status[("hybrid", "ch05")] == "waiting for the file"
+    # a stale file (config no longer registered) counts as missing
+    stale = {**fake, "config": {**paper_cfg, "epochs": paper_cfg["epochs"] + 1}}
+    stale["config_hash"] = config_hash("fig3b", "paper", stale["config"])
+    (tmp_path / "fig3b-paper.json").write_text(json.dumps(stale))
+    status = {(r["experiment"], r["chapter"]): r["status"]
+              for r in reproduce.paper_scale_checks(tmp_path)}
+    assert status[("fig3b", "ch05")] == "not shown"
+
+
+def test_paper_scale_checks_of_this_checkout():
+    committed = {p.name for p in COMMITTED}
+    for r in reproduce.paper_scale_checks():
+        assert r["committed"] == (f"{r['experiment']}-paper.json" in committed)
+
+
+def test_the_checkout_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    """Chapters run in book/: the committed files and the git commit must still be found."""
+    monkeypatch.chdir(tmp_path)
+    assert reproduce._REPO_ROOT == ROOT
+    assert reproduce.default_out_dir() == ROOT / "book" / "results"
+    if (ROOT / ".git").exists():
+        commit, dirty = reproduce._git_info()
+        assert commit is not None and re.fullmatch(r"[0-9a-f]{40}", commit.strip())
+        assert isinstance(dirty, bool)

@@ -21,6 +21,7 @@ from pncutils.plotting import COLORS
 
 __all__ = [
     "network_table",
+    "linear_part_summary",
     "plot_rank_probe",
     "plot_compression_discrimination",
     "plot_projections",
@@ -70,6 +71,77 @@ def network_table(results: Mapping[str, Any], network: str) -> LayerTable:
     cols = {k: [np.nan if v is None else v for v in vals]
             for k, vals in nets[network]["layers"].items()}
     return LayerTable(cols)
+
+
+def linear_part_summary(results: Mapping[str, Any], network: str = "hybrid") -> dict[str, Any]:
+    """The numbers chapter 5 states about one network of a ``hybrid`` result, in one place.
+
+    ``m`` is the network's number of nonlinear blocks and ``l = m..L-1`` its linear hidden
+    layers (``L`` = the number of weight matrices; the outputs are layer ``L``).
+
+    Parameters
+    ----------
+    results : dict
+        The results of the ``hybrid`` experiment (a live run or ``res["results"]`` of a file).
+    network : {"hybrid", "mlp"}, default "hybrid"
+
+    Returns
+    -------
+    dict
+        ``first`` (``m``), ``last`` (``L - 1``); ``C_ratio_1`` (``C_1 / C_{L-1}``) and
+        ``C_ratio_first`` (``C_m / C_{L-1}``); ``log_fit`` (:func:`pncutils.metrics.linear_fit`
+        of ``log C_l`` over ``l = m..L-1``); ``C_out`` (``C_L`` of the outputs) and
+        ``last_over_out`` (``C_{L-1} / C_L``); ``floor_fit`` (:func:`pncutils.analysis.floor_fit`
+        of ``C_l - C_L``, None when fewer than three layers lie above the floor);
+        ``D_first``, ``D_last``, ``D_max``, ``D_peak_layer`` (over ``l = 1..L-1``); ``rank_last``;
+        and, when the result holds the analytic floor (``linear_floor``, results written
+        after it was added), ``F_out`` (the least-squares floor at ``l = L``) and
+        ``out_over_floor`` (``C_L / F_L``), else None for both.
+
+    Examples
+    --------
+    >>> lay = {"layer": [0, 1, 2, 3], "compression": [9.0, 3.75, 1.5, 0.75],
+    ...        "discrimination": [0.1, 0.2, 0.6, 0.5], "rank": [9, 8, 4, 3]}
+    >>> net = {"num_nonlinear": 1, "layers": lay, "logits": {"compression": 0.5},
+    ...        "linear_floor": {"layers": [1, 2, 3, 4], "least_squares_floor": [.5, .4, .3, .25]}}
+    >>> s = linear_part_summary({"networks": {"hybrid": net}})
+    >>> s["C_ratio_first"], s["last_over_out"], s["out_over_floor"], s["D_peak_layer"]
+    (5.0, 1.5, 2.0, 2)
+    >>> round(s["floor_fit"]["rate"], 6)  # C_l - 0.5 = 3.25, 1.0, 0.25
+    0.27735
+
+    Used in: ch05, ch08.
+    """
+    nets = _networks(results)
+    t = network_table(results, network)
+    net = nets[network]
+    C, D = t.compression.numpy(), t.discrimination.numpy()
+    first, last = int(net["num_nonlinear"]), len(C) - 1
+    layers = np.arange(first, last + 1)
+    C_out = net["logits"]["compression"] if net.get("logits") else None
+    try:
+        ff = floor_fit(C[first:], C_out, layers) if C_out is not None else None
+    except ValueError:  # fewer than three layers above the floor
+        ff = None
+    lf = net.get("linear_floor")
+    F_out = lf["least_squares_floor"][-1] if lf else None
+    return {
+        "first": first,
+        "last": last,
+        "C_ratio_1": float(C[1] / C[last]),
+        "C_ratio_first": float(C[first] / C[last]),
+        "log_fit": linear_fit(layers, np.log(C[first:])) if last - first >= 2 else None,
+        "C_out": C_out,
+        "last_over_out": None if C_out is None else float(C[last] / C_out),
+        "floor_fit": ff,
+        "D_first": float(D[1]),
+        "D_last": float(D[last]),
+        "D_max": float(D[1:].max()),
+        "D_peak_layer": int(np.argmax(D[1:])) + 1,
+        "rank_last": float(t["rank"].numpy()[last]) if "rank" in t.columns else None,
+        "F_out": F_out,
+        "out_over_floor": None if F_out is None or C_out is None else float(C_out / F_out),
+    }
 
 
 def _axes(axes: Any, n: int, figsize: tuple[float, float]) -> tuple[Any, list[Any]]:
@@ -151,6 +223,7 @@ def plot_compression_discrimination(
     linestyle: str = "-",
     label: str = "",
     fit: bool = True,
+    floor: bool = True,
 ) -> tuple[Any, list[Any]]:
     """Figure 5: ``C_l`` (log scale) and ``D_l`` per layer ``l >= 1``, hybrid and MLP.
 
@@ -158,7 +231,10 @@ def plot_compression_discrimination(
     (``l = num_nonlinear .. L-1``) and the legend gives its R²: of ``log(C_l - C_L)``
     (:func:`pncutils.analysis.floor_fit`, geometric decay towards the floor ``C_L``) when
     the results hold the outputs' ``C_L``, else of ``log C_l``. The outputs' ``C_L`` and
-    ``D_L``, when present (``logits``), are drawn as open markers at ``l = L``.
+    ``D_L``, when present (``logits``), are drawn as open markers at ``l = L``. With
+    ``floor=True`` and the analytic floor in the results (``linear_floor``, see
+    :func:`pncutils.book.reproduce.linear_part_floor`), a dash-dotted grey line shows
+    the least-squares floor ``F_l`` of the hybrid's linear layers, ``l = num_nonlinear .. L``.
 
     Parameters
     ----------
@@ -168,6 +244,7 @@ def plot_compression_discrimination(
     linestyle : str, default "-"
     label : str, default ""
     fit : bool, default True
+    floor : bool, default True
 
     Returns
     -------
@@ -184,6 +261,11 @@ def plot_compression_discrimination(
     >>> res["networks"]["hybrid"]["logits"] = {"compression": 0.4, "discrimination": 0.5}
     >>> fig, (c, d) = plot_compression_discrimination(res); len(c.lines), c.lines[1].get_xdata()
     (3, array([4.]))
+    >>> plt.close(fig)
+    >>> res["networks"]["hybrid"]["linear_floor"] = {"layers": [1, 2, 3, 4],
+    ...                                               "least_squares_floor": [.3, .3, .3, .3]}
+    >>> fig, (c, d) = plot_compression_discrimination(res); c.lines[-1].get_xdata().tolist()
+    [1, 2, 3, 4]
     >>> plt.close(fig)
     """
     fig, (ax_c, ax_d) = _axes(axes, 2, (9.0, 3.4))
@@ -221,6 +303,10 @@ def plot_compression_discrimination(
                 f = linear_fit(ls, np.log(C_lin))
                 ax_c.semilogy(ls, np.exp(f.intercept + f.slope * ls), ":", color=color,
                               label=f"fit over the linear layers, $R^2$ = {f.r2:.3f}")
+        lf = nets[name].get("linear_floor")
+        if floor and name == "hybrid" and lf:
+            ax_c.semilogy(lf["layers"], lf["least_squares_floor"], "-.", color="0.45", lw=1,
+                          label=f"least-squares floor $F_l${label}")
     xlabel = "layer $l$ (open marker: outputs, $l = L$)" if any(
         n.get("logits") for n in nets.values()) else "layer $l$"
     ax_c.set(xlabel=xlabel, ylabel="$C_l$ (log scale)")

@@ -71,8 +71,12 @@ __all__ = [
     "load_or_run",
     "compute",
     "hybrid_setup",
+    "linear_part_floor",
     "results_overview",
     "overview_markdown",
+    "PaperUse",
+    "PAPER_SCALE_USES",
+    "paper_scale_checks",
     "main",
 ]
 
@@ -98,7 +102,8 @@ REQUIRED_FIELDS: tuple[str, ...] = (
 #: Loss curves are subsampled to at most this many points (first and last epochs kept).
 MAX_CURVE_POINTS = 200
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The checkout: ``pncutils/book/reproduce.py`` -> its grandparent's parent.
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -342,6 +347,107 @@ def _deep_summary(table: Any, first: int, last: int) -> dict[str, Any]:
     }
 
 
+def linear_part_floor(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, alpha: float,
+                      batch_size: int = 4096) -> dict[str, Any]:
+    """The analytic floor of ``C_l`` over the linear layers of a trained hybrid network.
+
+    The linear layers ``W_{m+1}, ..., W_L`` of a :class:`pncutils.models.HybridNetwork` with
+    ``m`` nonlinear blocks form a deep linear network of depth ``L - m`` whose input is
+    ``H_m``, the features after the last nonlinear block (eval mode: BatchNorm with its
+    running statistics, as every metric of the book). On that input,
+    :func:`pncutils.theory.compression_floor` gives the floor ``F_l`` (``l = m..L``) of the
+    minimum-norm least-squares map ``W* = alpha^{-1} Y^T (H_m^+)^T``: at the hidden layers
+    ``m < l < L`` the ``C_l`` of a balanced network that realises ``W*``, in the limit of
+    vanishing bulk singular values; at ``l = L`` the compression of the least-squares fit
+    itself; at ``l = m`` that of ``H_m`` projected on the row space of ``W*``. It is nonzero when
+    ``H_m`` cannot be fitted exactly (``N > width`` here); it is what training the linear
+    part to its optimum on the final ``H_m`` would reach. The trained network realises its
+    own end-to-end map ``A = W_L ... W_{m+1}`` instead; its distance to ``W*`` and the two
+    losses say how far it is from that optimum (weight decay, finite training, and the
+    nonlinear blocks that moved while the linear layers trained).
+
+    Parameters
+    ----------
+    model : pncutils.models.HybridNetwork
+        The trained network (``num_nonlinear = m``, ``depth = L``); restored to its mode.
+    X : Tensor, shape (N, D_in)
+        Training inputs.
+    y : Tensor, shape (N,)
+        Labels in ``[0, K)``.
+    alpha : float
+        The output scale of the loss ``||alpha f(x) - y||^2`` (the floor does not depend on
+        it; the losses do).
+    batch_size : int, default 4096
+
+    Returns
+    -------
+    dict
+        ``layers`` (``m..L``), ``least_squares_floor`` (``F_l`` at those layers, the last the
+        compression of the least-squares fit), ``end_to_end_compression`` (``C`` of
+        ``H_m A^T``: the network's outputs, measured without BatchNorm in the way),
+        ``least_squares_loss`` and ``network_loss`` (``(1/N) sum ||alpha h A^T - y||^2`` over
+        the training set, eval mode) and ``map_distance`` (``||A - W*||_F / ||W*||_F``).
+
+    Examples
+    --------
+    >>> from pncutils.models import HybridNetwork
+    >>> g = torch.Generator().manual_seed(0)
+    >>> net = HybridNetwork(6, 8, 2, depth=4, num_nonlinear=1, generator=g)
+    >>> X = torch.randn(40, 6, generator=g); y = torch.arange(40) % 2
+    >>> f = linear_part_floor(net, X, y, alpha=1.0)
+    >>> f["layers"], len(f["least_squares_floor"])
+    ([1, 2, 3, 4], 4)
+    >>> f["least_squares_loss"] <= f["network_loss"]  # W* is the best linear map of H_1
+    True
+
+    Raises
+    ------
+    ValueError
+        A model without ``features``, ``weights``, ``num_nonlinear`` and ``depth`` (a
+        :class:`pncutils.models.HybridNetwork`), or ``X`` and ``y`` of mismatched shapes.
+
+    Used in: ch05.
+    """
+    from pncutils.metrics import compression
+    from pncutils.theory import compression_floor, least_squares_map
+
+    if not all(hasattr(model, a) for a in ("features", "weights", "num_nonlinear", "depth")):
+        raise ValueError("model must be a pncutils.models.HybridNetwork (features, weights, "
+                         f"num_nonlinear, depth), got {type(model).__name__}")
+    if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor) and X.ndim == 2
+            and y.ndim == 1 and X.shape[0] == y.shape[0]):
+        shapes = [tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                  for v in (X, y)]
+        raise ValueError(f"X must be an (N, D_in) tensor and y an (N,) tensor, got {shapes}")
+    m, L = int(model.num_nonlinear), int(model.depth)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    p = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            H = torch.cat([model.features(X[a : a + batch_size].to(p.device, p.dtype))[m]
+                           .to("cpu", torch.float64) for a in range(0, X.shape[0], batch_size)])
+    finally:
+        model.train(was_training)
+    y = y.to("cpu")
+    Ws = [W.to("cpu", torch.float64) for W in model.weights()[m:]]
+    A = Ws[0]
+    for W in Ws[1:]:
+        A = W @ A  # (K, width)
+    W_star = least_squares_map(H, y, alpha)
+    Y = torch.nn.functional.one_hot(y, A.shape[0]).to(torch.float64)
+    floor = compression_floor(H, y, depth=L - m, alpha=alpha)
+    return {
+        "layers": list(range(m, L + 1)),
+        "least_squares_floor": floor.compression.tolist(),
+        "end_to_end_compression": float(compression(H @ A.T, y)),
+        "least_squares_loss": float((alpha * H @ W_star.T - Y).square().sum(1).mean()),
+        "network_loss": float((alpha * H @ A.T - Y).square().sum(1).mean()),
+        "map_distance": float(torch.linalg.norm(A - W_star) / torch.linalg.norm(W_star)),
+    }
+
+
 def hybrid_setup(cfg: Config, network: str, in_dim: int, num_classes: int) -> tuple[Any, Any]:
     """The untrained network and the training configuration of one network of ``hybrid``.
 
@@ -413,8 +519,10 @@ def _hybrid(cfg: Config, device: torch.device) -> dict[str, Any]:
         t0 = time.perf_counter()
         table = layer_report(net, X, y, X_test, y_test, batch_size=cfg.eval_batch_size,
                              energy=cfg.energy, probe_ridge=cfg.probe_ridge, device=device)
-        # C_L and D_L of the outputs: the floor no linear layer pushes C_l below (chapter 5)
+        # C_L and D_L of the outputs: the level the hidden layers' C_l settles on (chapter 5)
         logits = layer_metrics(net, X, y, cfg.eval_batch_size)[1].to_dict()
+        # ... and the analytic floor of the linear layers on the final H_m (chapter 5)
+        floor = linear_part_floor(net, X, y, tcfg.alpha, cfg.eval_batch_size)
         with torch.no_grad():
             feats = net.features(X[pca_idx].to(device))
         pca: dict[str, Any] = {"layers": list(cfg.pca_layers),
@@ -441,6 +549,7 @@ def _hybrid(cfg: Config, device: torch.device) -> dict[str, Any]:
             "test_acc": _accuracy(net, X_test, y_test, cfg.eval_batch_size, device),
             "layers": table.to_dict(),
             "logits": {k: v[0] for k, v in logits.items()},
+            "linear_floor": floor,
             "summary": _deep_summary(table, cfg.hybrid_nonlinear, cfg.depth - 1),
             "pca": pca,
         }
@@ -466,8 +575,9 @@ _HYBRID_COMMON = dict(
     seed=0,
 )
 
-# Quick: N = 500 < d = 784; book and paper: N > d. At every scale the linear layers compress
-# down to a floor, the C of the network's own outputs (chapter 5).
+# Quick: N = 500 images in d = 784; book and paper: N > d. The linear layers see H_3, N rows
+# in the width (128, 256, 1024), so N > width at every scale: no linear map of H_3 fits every
+# label, and C_l levels off at a floor near the least-squares floor (linear_part_floor, ch05).
 # Learning rates: the paper scale uses the paper's settings, lr 1e-4 for 400 epochs of
 # 469 mini-batches (the paper's CIFAR-10 run has 391 per epoch). The quick and book scales
 # train for 600 and 1 880 steps only, so they use 1e-2 for both networks (about the paper's
@@ -767,6 +877,104 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
+@dataclass(frozen=True)
+class PaperUse:
+    """One use of an experiment's paper-scale result file by a chapter.
+
+    Parameters
+    ----------
+    chapter : str
+        e.g. ``"ch05"``.
+    claim : str
+        What the chapter asserts on the file, or shows from it.
+    asserted : bool, default True
+        False where the chapter only prints or draws the result.
+    recomputed : bool, default False
+        True where the chapter reruns the paper scale when the file is missing (cheap CPU
+        experiments), so that the claim is checked either way.
+    """
+
+    chapter: str
+    claim: str
+    asserted: bool = True
+    recomputed: bool = False
+
+
+#: What the chapters do with each experiment's paper-scale result file. An asserted claim is
+#: checked only where the file exists (or is recomputed): until then it waits. Keep it in
+#: step with the chapters' ``if paper is not None`` blocks; :func:`paper_scale_checks`
+#: reports which uses are live in a checkout.
+PAPER_SCALE_USES: dict[str, tuple[PaperUse, ...]] = {
+    "hybrid": (
+        PaperUse("ch05", "C_1/C_7 > 10 and C_l - C_L geometric over the linear layers "
+                         "(R^2 of log(C_l - C_L) > 0.95)"),
+        PaperUse("ch08", "the same two claims as chapter 5"),
+    ),
+    "fig4": (
+        PaperUse("ch08", "all networks converge; the measured rate within 3% of the idealised "
+                         "rate; C_0 within 1.0 of 13.5", recomputed=True),
+    ),
+    "fig6": (
+        PaperUse("ch08", "all 90 networks converge; a flat bulk; min-norm residuals within 11% "
+                         "and balance errors within 1% of the authors' notebook"),
+    ),
+    "fig3b": (PaperUse("ch05", "drawn beside the live run", asserted=False),),
+    "fig7": (PaperUse("ch06", "fits printed and drawn", asserted=False),),
+    "transfer": (PaperUse("ch07", "table printed and drawn", asserted=False),),
+}
+
+
+def paper_scale_checks(results_dir: str | os.PathLike[str] | None = None
+                       ) -> list[dict[str, Any]]:
+    """Which uses of the paper-scale results are live in this checkout, and which wait.
+
+    Parameters
+    ----------
+    results_dir : path, optional
+        Where the committed files are; :func:`default_out_dir` when omitted.
+
+    Returns
+    -------
+    list of dict
+        One row per :class:`PaperUse` of :data:`PAPER_SCALE_USES`: ``experiment, chapter,
+        claim, asserted, committed`` (a current paper-scale file is there) and ``status``:
+        "checked" (asserted on the file, or on a rerun when it is missing), "waiting for the
+        file" (asserted, but no file: not checked), "shown" or "not shown" (never asserted).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     rows = paper_scale_checks(d)
+    >>> sorted({r["status"] for r in rows})
+    ['checked', 'not shown', 'waiting for the file']
+    >>> [r["experiment"] for r in rows if r["status"] == "checked"]  # rerun when missing
+    ['fig4']
+
+    Used in: ch08.
+    """
+    folder = Path(results_dir) if results_dir is not None else default_out_dir()
+    rows = []
+    for name, uses in PAPER_SCALE_USES.items():
+        _experiment(name)
+        path = result_path(name, "paper", folder)
+        committed = False
+        if path.is_file():
+            try:
+                verify_result(load_result(path), against_registry=True)
+                committed = True
+            except ValueError:
+                committed = False
+        for use in uses:
+            if use.asserted:
+                status = "checked" if committed or use.recomputed else "waiting for the file"
+            else:
+                status = "shown" if committed else "not shown"
+            rows.append({"experiment": name, "chapter": use.chapter, "claim": use.claim,
+                         "asserted": use.asserted, "committed": committed, "status": status})
+    return rows
+
+
 # ----------------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------------
@@ -795,6 +1003,8 @@ def default_out_dir() -> Path:
     --------
     >>> default_out_dir().parts[-2:]
     ('book', 'results')
+    >>> default_out_dir() == _REPO_ROOT / "book" / "results"  # in a checkout: from any cwd
+    True
     """
     if (_REPO_ROOT / "book").is_dir() and (_REPO_ROOT / "pyproject.toml").is_file():
         return _REPO_ROOT / "book" / "results"

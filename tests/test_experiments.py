@@ -346,8 +346,72 @@ def test_plot_assumption_grid_draws_reference_and_prediction():
                                        prediction={})
     top_balance = axes[0, 1]
     xs = [line.get_xdata().tolist() for line in top_balance.lines]
-    assert [list(map(int, x)) for x in xs].count([2, 3, 5]) >= 3  # book, prediction, paper
+    assert [list(map(int, x)) for x in xs].count([2, 3, 5]) >= 3  # book, prediction, notebook
     assert len(top_balance.lines) >= 3
+    labels = top_balance.get_legend_handles_labels()[1]
+    assert "authors' notebook" in labels and "paper" not in labels
     with pytest.raises(ValueError, match="no rows"):
         E.plot_assumption_grid(s, 300, 5)
     plt.close("all")
+
+
+# ------------------------------------------------------------ chapter 3: the D_l survey
+
+
+def test_discrimination_survey_equals_predicted_metrics_data_set_by_data_set():
+    sv = E.discrimination_survey(num_draws=6, depth=5, eps=0.4, alpha=10.0, seed=3)
+    assert sv.num_draws == 6 and sv.exact.shape == (6, 5) and sv.first_order.shape == (6, 5)
+    for s in range(6):
+        # data set s is the one seed s of synthetic_runs trains on (stream (s, 0))
+        X, y = orthogonal_dataset(3, 10, 50, generator=E.seed_stream(3, s, 0), dtype=F64)
+        exact = T.predicted_metrics(X, y, 5, eps=0.4, alpha=10.0).discrimination
+        first = T.first_order_discrimination(X, y, 5, alpha=10.0).discrimination
+        torch.testing.assert_close(sv.exact[s], exact, rtol=0, atol=1e-12)
+        torch.testing.assert_close(sv.first_order[s], first, rtol=0, atol=1e-12)
+    assert sv.settings["eps"] == 0.4 and sv.settings["seed"] == 3
+
+
+def test_discrimination_survey_against_the_constructed_network():
+    """The exact D_l is that of the features of the closed-form network (naive numpy D)."""
+    sv = E.discrimination_survey(num_draws=2, seed=1)
+    X, y = orthogonal_dataset(3, 10, 50, generator=E.seed_stream(1, 1, 0), dtype=F64)
+    Ws = T.min_norm_balanced_network(X, y, 6, eps=0.3, alpha=100.0,
+                                     generator=torch.Generator().manual_seed(0))
+    for layer, H in enumerate(E.weights_features(Ws, X)):
+        assert sv.exact[1, layer].item() == pytest.approx(naive_C_D(H, y, 3)[1], abs=1e-10)
+
+
+def test_discrimination_survey_slopes_share_and_gap_by_hand():
+    exact = torch.tensor([[0.9, 0.91, 0.93, 0.95],   # rising
+                          [1.2, 1.06, 1.04, 1.02],   # falling
+                          [0.8, 0.99, 0.99, 0.99]], dtype=F64)  # flat from l = 1
+    first = torch.tensor([[0.9, 0.92, 0.94, 0.96],
+                          [1.08, 1.06, 1.04, 1.02],
+                          [0.99, 0.99, 0.99, 0.99]], dtype=F64)
+    sv = E.DiscriminationSurvey(exact=exact, first_order=first)
+    for s in range(3):
+        slope = np.polyfit([1, 2, 3], exact[s, 1:].numpy(), 1)[0]
+        assert sv.slopes()[s].item() == pytest.approx(slope, abs=1e-12)
+        assert sv.slopes("first_order")[s].item() == pytest.approx(
+            np.polyfit([1, 2, 3], first[s, 1:].numpy(), 1)[0], abs=1e-12)
+        assert sv.slopes(start=0)[s].item() == pytest.approx(
+            np.polyfit([0, 1, 2, 3], exact[s].numpy(), 1)[0], abs=1e-12)
+    assert sv.decreasing().tolist() == [False, True, False]
+    assert sv.decreasing_share() == pytest.approx(1 / 3)
+    torch.testing.assert_close(sv.first_order_gap(), torch.tensor(
+        [[0.01, 0.01, 0.01], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=F64), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="source"):
+        sv.slopes("measured")
+    with pytest.raises(ValueError, match="layers"):
+        sv.slopes(start=3)
+
+
+def test_discrimination_survey_orthonormal_data_and_validation():
+    sv = E.discrimination_survey(num_draws=3, perturbation=0.0)  # orthonormal: D_l = 1
+    torch.testing.assert_close(sv.exact, torch.ones(3, 6, dtype=F64), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="N <= d"):
+        E.discrimination_survey(num_per_class=20, dim=50)
+    with pytest.raises(ValueError, match="depth"):
+        E.discrimination_survey(depth=2)
+    with pytest.raises(ValueError, match="num_draws"):
+        E.discrimination_survey(num_draws=0)

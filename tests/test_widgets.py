@@ -136,7 +136,8 @@ def test_theory_values_validates():
 
 def test_theory_explorer_widget_follows_every_slider():
     box = W.theory_explorer(exact=False)
-    assert set(box.sliders) == {"depth", "eps", "num_per_class", "num_classes", "alpha", "exact"}
+    assert set(box.sliders) == {"depth", "eps", "num_per_class", "num_classes", "alpha", "norm",
+                                "exact"}
     assert (box.sliders["depth"].min, box.sliders["depth"].max) == (2, 12)
     assert (box.sliders["alpha"].min, box.sliders["alpha"].max) == (0, 3)  # 10^0 .. 10^3
     png = bytes(box.image.value)
@@ -170,3 +171,40 @@ def test_pncutils_imports_without_ipywidgets():
                                            "PATH": "/usr/bin:/bin"})
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"
+
+
+def test_theory_values_input_norm():
+    """Orthogonal rows of norm r: rho = eps^2 (alpha^2 r^2 / n)^{1/L}, checked on r X itself."""
+    v1 = W.theory_values(depth=6, eps=0.3, alpha=1.0, exact=False)
+    v5 = W.theory_values(depth=6, eps=0.3, alpha=1.0, norm=5.0)
+    assert v5["norm"] == 5.0 and v1["norm"] == 1.0
+    assert v5["rate"] == pytest.approx(0.09 * (25 / 10) ** (1 / 6), rel=REL)  # 0.1048
+    assert v5["rate"] / v1["rate"] == pytest.approx(25 ** (1 / 6), rel=REL)
+    assert v5["signal"] == pytest.approx((math.sqrt(10) / 5) ** (1 / 6), rel=REL)
+    torch.testing.assert_close(v5["ideal"].compression[1:] / v5["ideal"].compression[:-1],
+                               torch.full((5,), v5["rate"], dtype=torch.float64))
+    assert v5["ideal"].compression[0].item() == pytest.approx(13.5, rel=REL)  # C_0 keeps
+    # the exact curves are those of the synthetic data scaled by r
+    X, y = orthogonal_dataset(3, 10, 50, generator=torch.Generator().manual_seed(3),
+                              dtype=torch.float64)
+    want = theory.predicted_metrics(5.0 * X, y, 6, 0.3, 1.0)
+    torch.testing.assert_close(v5["exact"].compression, want.compression, rtol=1e-12, atol=0)
+    assert abs(v5["exact_rate"] / v5["rate"] - 1) < 0.05
+    # on exactly orthogonal rows of norm 5 the constructed network has the r-formula's rate
+    Xo, yo = orthogonal_dataset(3, 10, 50, perturbation=0.0, dtype=torch.float64,
+                                generator=torch.Generator().manual_seed(0))
+    C = theory.predicted_metrics(5.0 * Xo, yo, 6, 0.3, 1.0).compression
+    torch.testing.assert_close(C[1:] / C[:-1], torch.full((5,), v5["rate"], dtype=torch.float64))
+    with pytest.raises(ValueError, match="norm"):
+        W.theory_values(norm=0.0)
+
+
+def test_theory_explorer_norm_slider():
+    box = W.theory_explorer(exact=False, norm=2.0)
+    assert box.sliders["norm"].value == pytest.approx(2.0)
+    box.sliders["norm"].value = 5.0
+    assert box.values["rate"] == pytest.approx(
+        theory.ideal_compression_rate(0.3, 100.0, 10, 6, norm=5.0), rel=REL)
+    assert "norm r = 5" in box.readout.value
+    with pytest.raises(ValueError, match="norm"):
+        W.theory_explorer(norm=20.0)

@@ -1,6 +1,7 @@
 """Seed sweeps of trained deep linear networks for the theory chapters (book chapters 3 and 4).
 
-Three experiments, each training S networks at once with :func:`pncutils.training.train_many`:
+Three experiments, each training S networks at once with :func:`pncutils.training.train_many`,
+and one survey without training:
 
 - :func:`synthetic_runs`: S seeds of the paper's synthetic setting (nearly orthogonal data,
   a deep linear network trained by full-batch gradient descent from a small orthogonal
@@ -10,7 +11,9 @@ Three experiments, each training S networks at once with :func:`pncutils.trainin
 - :func:`sweep`: :func:`synthetic_runs` over a list of settings, summarised as one table
   (measured vs closed-form vs idealised compression rate, slope of ``D_l``);
 - :func:`assumption_grid`: the assumption checks (minimum-norm residual, balance error,
-  variance of the bulk singular values) after training, over (depth, width) pairs.
+  variance of the bulk singular values) after training, over (depth, width) pairs;
+- :func:`discrimination_survey`: ``D_l`` of the closed-form network and its first-order law
+  over thousands of data sets (how often ``D_l`` decreases; how far the law is from exact).
 
 Seeds. Seed ``s`` of an experiment with base seed ``seed`` draws its data from one random
 stream and each network from another, independent one (``numpy.random.SeedSequence`` with
@@ -62,6 +65,8 @@ __all__ = [
     "SyntheticRuns",
     "synthetic_runs",
     "sweep",
+    "DiscriminationSurvey",
+    "discrimination_survey",
     "residual_split",
     "grid_points",
     "assumption_grid",
@@ -93,10 +98,11 @@ SWEEP_KEYS: tuple[str, ...] = (
 
 _DATA, _INIT = 0, 1  # first spawn-key entries of the two random streams
 
-#: The paper's assumption figure, ``(depth, width) -> (min-norm residual, balance error)``:
-#: means over 10 seeds read off the output of the authors' notebook
-#: (Heimine/PNC_DLN, ``assumption/assumption.ipynb``), accurate to about +-0.004 (residual)
-#: and +-0.002 (balance). The variance of the bulk singular values is about 0 everywhere.
+#: The assumption figure of the authors' notebook (Heimine/PNC_DLN,
+#: ``assumption/assumption.ipynb``; the book quotes it as "the authors' notebook", not as the
+#: paper), ``(depth, width) -> (min-norm residual, balance error)``: means over 10 seeds read
+#: off the notebook's output, accurate to about +-0.004 (residual) and +-0.002 (balance). The
+#: variance of the bulk singular values is about 0 everywhere.
 PAPER_ASSUMPTION_VALUES: dict[tuple[int, int], tuple[float, float]] = {
     (2, 400): (0.049, 0.023),
     (3, 400): (0.047, 0.066),
@@ -300,7 +306,9 @@ class SyntheticRuns:
     first_order : list of LayerTable
         Per seed, ``pncutils.theory.first_order_discrimination(X_s, y, depth, alpha)``.
     ideal_rate : float
-        ``init_scale^2 (alpha^2 / n)^{1/L}``.
+        ``init_scale^2 (alpha^2 / n)^{1/L}``, the idealised rate for orthonormal input rows
+        (:func:`pncutils.theory.ideal_compression_rate` with ``norm=1``; the synthetic rows
+        have norm 1 up to the perturbation).
     settings : dict
         The arguments of :func:`synthetic_runs`.
     """
@@ -441,7 +449,13 @@ def synthetic_runs(
     ``lr * min_lr_ratio`` over `schedule_epochs`, stopping at ``loss < loss_threshold``
     or after `max_epochs`. The defaults are the setting of the reference notebook
     (``assumption/theory.ipynb`` of Heimine/PNC_DLN): N = 30, d = 50, K = 3, L = 6,
-    ξ = 0.3, α = 100.
+    ξ = 0.3, α = 100, lr 0.1, with two differences of detail. That notebook creates a
+    cosine scheduler but never steps it (its learning rate stays 0.1), and it stops when its
+    loss divided by N falls below 1e-11 (``loss < N * 1e-11``), checked every 10 epochs;
+    ``min_lr_ratio=1.0, loss_threshold=N * 1e-11`` reproduces both, except the 10-epoch check.
+    Its classifier starts as ``ξ [O_K, 0]`` rather than ξ times a Haar matrix with orthonormal
+    rows: the same distribution once it follows a Haar-random hidden layer, so every metric
+    here has the same distribution (see :mod:`pncutils.models`).
 
     Parameters
     ----------
@@ -641,6 +655,166 @@ def sweep(
         ):
             cols[name].append(float(value))
     return LayerTable(cols)
+
+
+# ----------------------------------------------------------------------------------------
+# chapter 3: the sign and the first-order law of D_l over many data sets
+# ----------------------------------------------------------------------------------------
+
+
+def _gram_discrimination(G: Tensor) -> Tensor:
+    """``1 - max_{k != k'} cos`` of a batch of Gram matrices ``(S, K, K)``, shape (S,)."""
+    d = torch.sqrt(torch.diagonal(G, dim1=-2, dim2=-1))  # (S, K)
+    cos = G / d[:, :, None] / d[:, None, :]
+    eye = torch.eye(G.shape[-1], dtype=torch.bool, device=G.device)
+    return 1.0 - cos.masked_fill(eye, -math.inf).amax(dim=(-2, -1))
+
+
+def _slopes(D: Tensor, start: int) -> Tensor:
+    """Least-squares slope of every row of ``D`` ``(S, L)`` against ``l = start..L-1``."""
+    Dl = D[:, start:]
+    x = torch.arange(start, D.shape[1], dtype=torch.float64)
+    x = x - x.mean()
+    return ((Dl - Dl.mean(1, keepdim=True)) * x).sum(1) / x.square().sum()
+
+
+@dataclass
+class DiscriminationSurvey:
+    """``D_l`` of the constructed network and of its first-order law over S data sets.
+
+    Built by :func:`discrimination_survey`. No training: ``D_l`` is that of the closed-form
+    minimum-norm balanced network (:func:`pncutils.theory.predicted_metrics`).
+
+    Attributes
+    ----------
+    exact : Tensor, shape (S, L)
+        ``D_l`` for ``l = 0..L-1`` on every data set (the ``discrimination`` column of
+        :func:`pncutils.theory.predicted_metrics`).
+    first_order : Tensor, shape (S, L)
+        The first-order law ``1 - (1 - l/L)(1 - D~_0)``
+        (:func:`pncutils.theory.first_order_discrimination`); column 0 holds ``D~_0``.
+    settings : dict
+        The arguments of :func:`discrimination_survey`.
+    """
+
+    exact: Tensor
+    first_order: Tensor
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_draws(self) -> int:
+        """S, the number of data sets."""
+        return self.exact.shape[0]
+
+    def slopes(self, source: str = "exact", start: int = 1) -> Tensor:
+        """Per-data-set slope of the least-squares line of ``D_l``, ``l = start..L-1``, (S,)."""
+        check_choice(source, "source", ("exact", "first_order"))
+        start = check_int(start, "start", minimum=0)
+        if self.exact.shape[1] - start < 2:
+            raise ValueError(f"a line from layer {start} on needs at least {start + 2} layers")
+        return _slopes(getattr(self, source), start)
+
+    def decreasing(self) -> Tensor:
+        """Whether ``D_l`` of the constructed network decreases (slope < 0 over l >= 1), (S,)."""
+        return self.slopes("exact") < 0
+
+    def decreasing_share(self) -> float:
+        """Fraction of the data sets on which ``D_l`` of the constructed network decreases."""
+        return float(self.decreasing().double().mean())
+
+    def first_order_gap(self) -> Tensor:
+        """``|D_l - first-order law|`` for ``l = 1..L-1``, shape (S, L-1)."""
+        return (self.exact[:, 1:] - self.first_order[:, 1:]).abs()
+
+
+def discrimination_survey(
+    num_draws: int = 1000,
+    num_classes: int = 3,
+    num_per_class: int = 10,
+    dim: int = 50,
+    depth: int = 6,
+    eps: float = 0.3,
+    alpha: float = 100.0,
+    perturbation: float = 1.0,
+    seed: int = 0,
+) -> DiscriminationSurvey:
+    """``D_l`` of the constructed network, exact and first-order, on `num_draws` data sets.
+
+    Data set ``s`` is the one that seed ``s`` of :func:`synthetic_runs` trains on
+    (``orthogonal_dataset(num_classes, num_per_class, dim, perturbation)`` from the stream
+    ``seed_stream(seed, s, 0)``). For each, with ``W* = alpha^{-1} Y^T (X X^T)^{-1} X = U S V^T``,
+    the class means ``M`` (``K x d``) and ``M_perp = M - M V V^T``, the Gram matrix of the
+    class means of layer ``l`` of the constructed network is
+    ``G_l = M V S^{2l/L} V^T M^T + eps^{2l} M_perp M_perp^T`` and ``D_l = 1 - max_{k != k'}``
+    of its cosines (book chapter 3; the same numbers as
+    :func:`pncutils.theory.predicted_metrics`, computed for all data sets at once). The
+    first-order law is ``1 - (1 - l/L)(1 - D~_0)`` with ``D~_0`` from ``U S^{-2} U^T``.
+
+    Parameters
+    ----------
+    num_draws : int, default 1000
+        S >= 1 data sets.
+    num_classes, num_per_class, dim : int
+        K, n and d, with ``K n <= d`` (the formula needs an interpolating ``W*``).
+    depth : int, default 6
+        L >= 3 (a slope over ``l = 1..L-1`` needs two layers).
+    eps : float, default 0.3
+        Bulk singular value (>= 0).
+    alpha : float, default 100.0
+        Output scale (> 0; ``D_l`` does not depend on it).
+    perturbation : float, default 1.0
+        Frobenius norm of the perturbation of the orthonormal data.
+    seed : int, default 0
+        Base seed of the data streams.
+
+    Returns
+    -------
+    DiscriminationSurvey
+
+    Examples
+    --------
+    >>> sv = discrimination_survey(num_draws=50)
+    >>> sv.exact.shape, 0.0 <= sv.decreasing_share() <= 1.0
+    (torch.Size([50, 6]), True)
+    >>> bool((sv.exact[:, 1:] - 1).abs().max() < 0.1)  # 1 - D_l is small
+    True
+
+    Used in: ch03.
+    """
+    S = check_int(num_draws, "num_draws", minimum=1)
+    K = check_int(num_classes, "num_classes", minimum=2)
+    n = check_int(num_per_class, "num_per_class", minimum=1)
+    d = check_int(dim, "dim", minimum=1)
+    if K * n > d:
+        raise ValueError(
+            f"N = K n = {K * n} samples in d = {d} dimensions: the exact D_l needs N <= d "
+            "(an interpolating minimum-norm map)"
+        )
+    L = check_int(depth, "depth", minimum=3)
+    eps = check_float(eps, "eps", minimum=0.0)
+    alpha = check_float(alpha, "alpha", minimum=0.0, strict=True)
+    perturbation = check_float(perturbation, "perturbation", minimum=0.0)
+    seed = check_int(seed, "seed", minimum=0)
+    data = [_seed_data(seed, s, K, n, d, perturbation) for s in range(S)]
+    X = torch.stack([Xs for Xs, _ in data])  # (S, N, d)
+    Y = torch.nn.functional.one_hot(data[0][1], K).to(torch.float64)  # (N, K)
+    W = torch.linalg.solve(X @ X.mT, Y.expand(S, -1, -1)).mT @ X / alpha  # (S, K, d): W*
+    U, sv, Vh = torch.linalg.svd(W, full_matrices=False)  # (S, K, K), (S, K), (S, K, d)
+    M = (Y.T @ X) / Y.sum(0)[:, None]  # (S, K, d) class means
+    M_par = M @ Vh.mT  # (S, K, K): M V
+    M_perp = M - M_par @ Vh  # (S, K, d): the part of the means outside the row space of W*
+    G_perp = M_perp @ M_perp.mT
+    exact = torch.stack([
+        _gram_discrimination((M_par * sv[:, None, :] ** (2 * l / L)) @ M_par.mT
+                             + eps ** (2 * l) * G_perp)
+        for l in range(L)
+    ], 1)  # (S, L)
+    D0 = _gram_discrimination((U / sv[:, None, :] ** 2) @ U.mT)  # (S,) D~_0
+    frac = torch.arange(L, dtype=torch.float64) / L
+    first = 1 - (1 - frac)[None, :] * (1 - D0)[:, None]  # (S, L)
+    settings = dict(num_draws=S, num_classes=K, num_per_class=n, dim=d, depth=L, eps=eps,
+                    alpha=alpha, perturbation=perturbation, seed=seed)
+    return DiscriminationSurvey(exact=exact, first_order=first, settings=settings)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1115,7 +1289,7 @@ def predicted_balance(
 
     Examples
     --------
-    >>> round(predicted_balance(3, 400), 4)  # the paper measures about 0.066
+    >>> round(predicted_balance(3, 400), 4)  # the authors' notebook shows about 0.066
     0.0664
     """
     L = check_int(depth, "depth", minimum=2)
@@ -1157,8 +1331,8 @@ def plot_assumption_grid(
     depth_for_widths : int
         The depth of the bottom row (against width).
     reference : mapping, optional
-        ``(depth, width) -> (residual, balance)`` drawn as crosses (e.g.
-        :data:`PAPER_ASSUMPTION_VALUES`).
+        ``(depth, width) -> (residual, balance)`` drawn as crosses labelled "authors'
+        notebook" (e.g. :data:`PAPER_ASSUMPTION_VALUES`, read off that notebook's output).
     prediction : mapping, optional
         Keyword arguments of :func:`predicted_balance` (``dim``, ``num_classes``, ...); when
         given, the predicted balance error is drawn dashed.
@@ -1215,7 +1389,7 @@ def plot_assumption_grid(
                        if p in reference]
                 if ref:
                     ax.plot(*zip(*ref, strict=True), "x", color="#D55E00", markersize=8,
-                            mew=2, label="paper")
+                            mew=2, label="authors' notebook")
             if q == "bulk_variance":
                 ax.set_yscale("log")
             ax.set_xlabel(xlabel)

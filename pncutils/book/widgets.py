@@ -356,14 +356,16 @@ def theory_values(
     alpha: float = 100.0,
     exact: bool = True,
     seed: int = 3,
+    norm: float = 1.0,
 ) -> dict[str, Any]:
     """Per-layer C_l and D_l of the theory explorer: idealised, and optionally exact.
 
-    The idealised curves are :func:`pncutils.theory.ideal_metrics` (orthonormal inputs:
-    ``C_l = C_0 rho^l`` with ``rho = eps^2 (alpha^2/n)^{1/L}`` and ``C_0 = K(n-1)/(K-1)``;
-    ``D_l = 1``). The exact ones are :func:`pncutils.theory.predicted_metrics` of the
-    closed-form minimum-norm balanced network on one fixed synthetic data set
-    (:func:`pncutils.data.orthogonal_dataset` with ``d = K n + 20``).
+    The idealised curves are :func:`pncutils.theory.ideal_metrics` (orthogonal input rows of
+    common norm ``r = norm``: ``C_l = C_0 rho^l`` with ``rho = eps^2 (alpha^2 r^2/n)^{1/L}``
+    and ``C_0 = K(n-1)/(K-1)``; ``D_l = 1``). The exact ones are
+    :func:`pncutils.theory.predicted_metrics` of the closed-form minimum-norm balanced network
+    on one fixed synthetic data set (:func:`pncutils.data.orthogonal_dataset` with
+    ``d = K n + 20``, nearly orthonormal rows), multiplied by ``r``.
 
     Parameters
     ----------
@@ -382,6 +384,10 @@ def theory_values(
     seed : int, default 3
         Seed of the synthetic data (3 is a typical draw: at K = 3, n = 10 its class means have
         small positive cosines, as most seeds do, so D_l rises towards 1).
+    norm : float, default 1.0
+        ``r > 0``, the norm of the input rows (1: orthonormal rows, the unit-norm formula).
+        The rate grows as ``r^{2/L}`` and the signal singular value shrinks as ``r^{-1/L}``;
+        ``C_0`` and ``D_l`` do not change.
 
     Returns
     -------
@@ -389,7 +395,7 @@ def theory_values(
         ``ideal`` and ``exact`` (LayerTable, or None), ``rate`` (rho), ``exact_rate`` (the
         geometric mean of ``C_{l+1}/C_l`` over ``l >= 1``, or ``C_1/C_0`` when L = 2; None
         without ``exact``), ``signal`` (the per-layer signal singular value
-        ``(sqrt(n)/alpha)^{1/L}``), and the arguments.
+        ``(sqrt(n)/(alpha r))^{1/L}``), and the arguments (``norm`` included).
 
     Examples
     --------
@@ -398,6 +404,10 @@ def theory_values(
     (0.2846, 13.5)
     >>> abs(v["exact_rate"] / v["rate"] - 1) < 0.05
     True
+    >>> round(theory_values(eps=0.3, alpha=1.0, norm=5.0, exact=False)["rate"], 4)  # r = 5
+    0.1048
+
+    Used in: ch03.
     """
     depth = check_int(depth, "depth", minimum=2)
     eps = check_float(eps, "eps", minimum=0.0, strict=True)
@@ -407,18 +417,20 @@ def theory_values(
     if not isinstance(exact, bool):
         raise ValueError(f"exact must be True or False, got {exact!r}")
     seed = check_int(seed, "seed", minimum=0)
-    ideal = theory.ideal_metrics(K, n, depth, eps, alpha)
+    r = check_float(norm, "norm", minimum=0.0, strict=True)
+    ideal = theory.ideal_metrics(K, n, depth, eps, alpha, norm=r)
     out: dict[str, Any] = {
         "ideal": ideal,
         "exact": None,
-        "rate": theory.ideal_compression_rate(eps, alpha, n, depth),
+        "rate": theory.ideal_compression_rate(eps, alpha, n, depth, norm=r),
         "exact_rate": None,
-        "signal": (math.sqrt(n) / alpha) ** (1.0 / depth),
+        "signal": (math.sqrt(n) / (alpha * r)) ** (1.0 / depth),
         "depth": depth, "eps": eps, "num_per_class": n, "num_classes": K, "alpha": alpha,
+        "norm": r,
     }
     if exact:
         X, y = _theory_data(K, n, seed)
-        table = theory.predicted_metrics(X, y, depth, eps, alpha)
+        table = theory.predicted_metrics(r * X, y, depth, eps, alpha)
         comp = table.compression
         out["exact"] = table
         out["exact_rate"] = (metrics.geometric_rate(comp[1:]) if depth >= 3
@@ -469,13 +481,14 @@ def draw_theory(values: Mapping[str, Any], axes: Sequence[Any]) -> Sequence[Any]
     return axes
 
 
-def theory_explorer(exact: bool = True, seed: int = 3) -> Any:
+def theory_explorer(exact: bool = True, seed: int = 3, norm: float = 1.0) -> Any:
     """An interactive explorer of the predicted per-layer C_l and D_l (ipywidgets).
 
     Sliders for the depth L (2-12), the bulk singular value eps (0.01-0.6), the samples per
-    class n (2-50), the number of classes K (2-10) and the output scale alpha (1-1000, log
-    slider), and a checkbox for the exact prediction on synthetic data; every change redraws
-    :func:`theory_values` and prints the per-layer rate.
+    class n (2-50), the number of classes K (2-10), the output scale alpha (1-1000, log
+    slider) and the norm r of the input rows (0.1-10, log slider), and a checkbox for the
+    exact prediction on synthetic data; every change redraws :func:`theory_values` and prints
+    the per-layer rate.
 
     Parameters
     ----------
@@ -483,13 +496,15 @@ def theory_explorer(exact: bool = True, seed: int = 3) -> Any:
         Initial state of the "exact" checkbox.
     seed : int, default 3
         Seed of the synthetic data of the exact prediction (see :func:`theory_values`).
+    norm : float, default 1.0
+        Initial input norm r (1: orthonormal rows), between 0.1 and 10.
 
     Returns
     -------
     ipywidgets.VBox
         With extra attributes ``sliders`` (dict: ``depth``, ``eps``, ``num_per_class``,
-        ``num_classes``, ``alpha``, ``exact``), ``values`` (the latest :func:`theory_values`),
-        ``readout`` and ``image``.
+        ``num_classes``, ``alpha``, ``norm``, ``exact``), ``values`` (the latest
+        :func:`theory_values`), ``readout`` and ``image``.
 
     Examples
     --------
@@ -497,8 +512,14 @@ def theory_explorer(exact: bool = True, seed: int = 3) -> Any:
     >>> box.sliders["eps"].value = 0.1
     >>> round(box.values["rate"], 4)  # 0.1^2 * (100^2 / 10)^(1/6)
     0.0316
+    >>> box.sliders["norm"].value = 5.0
+    >>> round(box.values["rate"], 4)  # 0.1^2 * (100^2 * 5^2 / 10)^(1/6)
+    0.0541
+
+    Used in: ch03.
     """
     widgets = _ipywidgets()
+    r = check_float(norm, "norm", minimum=0.1, maximum=10.0)
 
     style = {"description_width": "initial"}
     layout = widgets.Layout(width="32%")
@@ -516,27 +537,32 @@ def theory_explorer(exact: bool = True, seed: int = 3) -> Any:
         "alpha": widgets.FloatLogSlider(value=100.0, base=10, min=0, max=3, step=0.05,
                                         description="output scale α", style=style,
                                         layout=layout, continuous_update=False),
+        "norm": widgets.FloatLogSlider(value=r, base=10, min=-1, max=1, step=0.05,
+                                       description="input norm r", style=style,
+                                       layout=layout, continuous_update=False),
         "exact": widgets.Checkbox(value=exact, description="exact (synthetic data)",
                                   style=style),
     }
     readout = widgets.HTML()
     image = widgets.Image(format="png")
     rows = [widgets.HBox([sliders["depth"], sliders["eps"], sliders["alpha"]]),
-            widgets.HBox([sliders["num_per_class"], sliders["num_classes"], sliders["exact"]])]
+            widgets.HBox([sliders["num_per_class"], sliders["num_classes"], sliders["norm"]]),
+            widgets.HBox([sliders["exact"]])]
     box = widgets.VBox([*rows, readout, image])
 
     def update(change: Any = None) -> None:
         v = theory_values(**{k: s.value for k, s in sliders.items()}, seed=seed)
         box.values = v
         K, n = v["num_classes"], v["num_per_class"]
-        text = (f"per-layer rate &rho; = &epsilon;<sup>2</sup>(&alpha;<sup>2</sup>/n)"
-                f"<sup>1/L</sup> = <b>{v['rate']:.4g}</b>; C<sub>0</sub> = K(n&minus;1)/(K&minus;1)"
+        text = (f"per-layer rate &rho; = &epsilon;<sup>2</sup>(&alpha;<sup>2</sup>r<sup>2</sup>/n)"
+                f"<sup>1/L</sup> = <b>{v['rate']:.4g}</b> (orthogonal inputs of norm r = "
+                f"{v['norm']:.3g}); C<sub>0</sub> = K(n&minus;1)/(K&minus;1)"
                 f" = {K * (n - 1) / (K - 1):.4g}")
         if v["exact_rate"] is not None:
             text += f"; exact on synthetic data: <b>{v['exact_rate']:.4g}</b>"
         if v["eps"] >= 0.6 * v["signal"]:
             text += (f"<br><i>&epsilon; is not small against the signal singular value "
-                     f"(&radic;n/&alpha;)<sup>1/L</sup> = {v['signal']:.3g}: the idealised rate "
+                     f"(&radic;n/(&alpha;r))<sup>1/L</sup> = {v['signal']:.3g}: the idealised rate "
                      "is no longer accurate.</i>")
         readout.value = text
         fig = Figure(figsize=(8.4, 3.2))  # a fixed layout: constrained layout doubles the time

@@ -169,63 +169,219 @@ def test_resolve_errors(settings, match):
         beyond.resolve_settings(beyond.SCALES["quick"].replace(settings=settings))
 
 
-def test_broken_assumptions():
-    base = {"init": "orthogonal", "init_scale": 0.3, "loss": "mse", "weight_decay": 0.0}
-    assert beyond.broken_assumptions(base, 500, 784) == ["near-orthogonal data"]
-    assert "N <= d" in beyond.broken_assumptions(base, 785, 784)
-    assert "N <= d" not in beyond.broken_assumptions(base, 784, 784)
-    default = beyond.broken_assumptions({**base, "init": "default"}, 500, 784)
-    assert default == ["near-orthogonal data", "small init", "balanced"]
-    wd = beyond.broken_assumptions({**base, "weight_decay": 1e-3}, 500, 784)
-    assert wd == ["near-orthogonal data", "no regulariser", "minimum norm"]
+_THEORY = {"init": "orthogonal", "init_scale": 0.3, "loss": "mse", "weight_decay": 0.0,
+           "alpha": 1.0}
+_FULL_GD = dict(width=50, batch_size=30, momentum=0.0)  # the theory's N = 30, d = h = 50
+
+
+def test_broken_assumptions_by_hand():
+    # the theory's own setting breaks nothing but the data
+    assert beyond.broken_assumptions(_THEORY, 30, 50, **_FULL_GD) == ["near-orthogonal data"]
+    # chapter 6's orth-L7 (book scale): N = 500, d = 784, width 128, batches of 128,
+    # momentum 0.9, alpha = 10; the old function said "(only the data)"
+    orth = {**_THEORY, "alpha": 10.0}
+    assert beyond.broken_assumptions(orth, 500, 784, width=128, batch_size=128,
+                                     momentum=0.9) == [
+        "near-orthogonal data", "width >= d", "full-batch GD", "no momentum", "alpha = 1"]
+    # the default initialisation is neither small nor balanced, and not minimum-norm either
+    default = beyond.broken_assumptions({**_THEORY, "init": "default"}, 30, 50, **_FULL_GD)
+    assert default == ["near-orthogonal data", "small init", "balanced", "minimum norm"]
+    assert "minimum norm" in beyond.broken_assumptions(
+        {**_THEORY, "init": "orthogonal", "init_scale": 1.0}, 30, 50, **_FULL_GD)
+    wd = beyond.broken_assumptions({**_THEORY, "weight_decay": 1e-3}, 30, 50, **_FULL_GD)
+    assert wd == ["near-orthogonal data", "minimum norm", "no regulariser"]
     ce_wd = beyond.broken_assumptions(
-        {**base, "loss": "cross_entropy", "weight_decay": 1e-3}, 500, 784)
-    assert ce_wd.count("minimum norm") == 1 and "MSE loss" in ce_wd
+        {**_THEORY, "loss": "cross_entropy", "weight_decay": 1e-3}, 30, 50, **_FULL_GD)
+    assert ce_wd == ["near-orthogonal data", "minimum norm", "MSE loss", "no regulariser"]
+    # boundaries: N = d and width = d are allowed, batch = N is full-batch
+    assert beyond.broken_assumptions(_THEORY, 784, 784, width=784, batch_size=784,
+                                     momentum=0.0) == ["near-orthogonal data"]
+    assert beyond.broken_assumptions(_THEORY, 785, 784, width=783, batch_size=784,
+                                     momentum=0.1) == [
+        "near-orthogonal data", "N <= d", "width >= d", "full-batch GD", "no momentum"]
+    # init_scale and alpha default to 1 when a setting omits them
+    assert beyond.broken_assumptions({"init": "gaussian", "loss": "mse", "weight_decay": 0.0},
+                                     30, 50, **_FULL_GD) == [
+        "near-orthogonal data", "small init", "balanced", "minimum norm"]
+
+
+def test_broken_assumptions_of_the_chapter_settings():
+    """The table of chapter 6: every setting of the book scale, as the run records it."""
+    cfg = beyond.SCALES["book"]
+    common = ["near-orthogonal data", "width >= d"]
+    default = ["small init", "balanced", "minimum norm"]
+    sgd = ["full-batch GD", "no momentum"]
+    want = {
+        "mse-L5": common + default + sgd, "mse-L7": common + default + sgd,
+        "mse-L9": common + default + sgd,
+        "ce-L7": common + default + ["MSE loss"] + sgd,
+        "wd-L7": common + default + ["no regulariser"] + sgd,
+        "orth-L7": common + sgd + ["alpha = 1"],
+        "largeN-L7": ["near-orthogonal data", "N <= d", "width >= d"] + default + sgd,
+    }
+    for s in beyond.resolve_settings(cfg):
+        N = 10 * s["num_per_class"]
+        got = beyond.broken_assumptions(s, N, 784, width=cfg.width, batch_size=cfg.batch_size,
+                                        momentum=cfg.momentum)
+        assert got == want[s["name"]], s["name"]
+
+
+def test_broken_assumptions_errors():
     with pytest.raises(ValueError, match="setting needs 'loss'"):
-        beyond.broken_assumptions({"init": "default", "weight_decay": 0.0}, 5, 5)
+        beyond.broken_assumptions({"init": "default", "weight_decay": 0.0}, 5, 5, **_FULL_GD)
     with pytest.raises(ValueError, match="init must be one of"):
-        beyond.broken_assumptions({**base, "init": "xavier"}, 5, 5)
+        beyond.broken_assumptions({**_THEORY, "init": "xavier"}, 5, 5, **_FULL_GD)
+    with pytest.raises(ValueError, match="momentum must be >= 0"):
+        beyond.broken_assumptions(_THEORY, 5, 5, width=5, batch_size=5, momentum=-0.1)
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        beyond.broken_assumptions({**_THEORY, "alpha": 0.0}, 5, 5, **_FULL_GD)
+    with pytest.raises(ValueError, match="setting must be a mapping"):
+        beyond.broken_assumptions([("init", "default")], 5, 5, **_FULL_GD)
+    with pytest.raises(TypeError):  # width, batch size and momentum are required
+        beyond.broken_assumptions(_THEORY, 5, 5)
 
 
-def _naive_broken(init, scale, loss, wd, N, d):
-    """The docstring's rules, one by one, in its order."""
-    out = ["near-orthogonal data"]
+def _naive_broken(init, scale, loss, wd, alpha, N, d, h, B, beta):
+    """The docstring's rules, written out one assumption at a time."""
+    out = []
+    out.append("near-orthogonal data")
     if N > d:
         out.append("N <= d")
-    if init == "default" or (init == "gaussian" and scale >= 1.0):
+    if h < d:
+        out.append("width >= d")
+    not_small = (init == "default") or (init in ("orthogonal", "gaussian") and scale >= 1.0)
+    if not_small:
         out.append("small init")
-    if init in ("default", "gaussian"):
+    if init != "orthogonal":
         out.append("balanced")
+    if not_small or loss == "cross_entropy" or wd > 0:
+        out.append("minimum norm")
     if loss == "cross_entropy":
         out.append("MSE loss")
-    if loss == "cross_entropy" or wd > 0:
-        out.append("minimum norm")
     if wd > 0:
         out.append("no regulariser")
-    order = ["near-orthogonal data", "N <= d", "small init", "balanced", "MSE loss",
-             "minimum norm", "no regulariser"]
-    return out, order
+    if B < N:
+        out.append("full-batch GD")
+    if beta > 0:
+        out.append("no momentum")
+    if alpha != 1:
+        out.append("alpha = 1")
+    return out
 
 
 def test_broken_assumptions_every_combination():
     import itertools
 
-    for init, scale, loss, wd, N in itertools.product(
-            ("default", "orthogonal", "gaussian"), (0.3, 1.0, 2.0), ("mse", "cross_entropy"),
-            (0.0, 1e-3), (100, 784, 785)):
-        s = {"init": init, "init_scale": scale, "loss": loss, "weight_decay": wd}
-        got = beyond.broken_assumptions(s, N, 784)
-        want, order = _naive_broken(init, scale, loss, wd, N, 784)
-        assert sorted(got) == sorted(want), (s, N)
-        assert len(set(got)) == len(got), (s, N)
-        if wd == 0:  # without weight decay the docstring's order is unambiguous
-            assert got == [a for a in order if a in want], (s, N)
-    # hand-worked gaussian cases: scale 1 is not small; any non-orthogonal init is unbalanced
-    g = {"init": "gaussian", "init_scale": 1.0, "loss": "mse", "weight_decay": 0.0}
-    assert beyond.broken_assumptions(g, 10, 784) == ["near-orthogonal data", "small init",
-                                                     "balanced"]
-    assert beyond.broken_assumptions({**g, "init_scale": 0.99}, 10, 784) == [
-        "near-orthogonal data", "balanced"]
+    for init, scale, loss, wd, alpha, N, h, B, beta in itertools.product(
+            ("default", "orthogonal", "gaussian"), (0.3, 0.99, 1.0, 2.0),
+            ("mse", "cross_entropy"), (0.0, 1e-3), (1.0, 10.0), (100, 784, 785), (128, 784),
+            (128, 1000), (0.0, 0.9)):
+        s = {"init": init, "init_scale": scale, "loss": loss, "weight_decay": wd,
+             "alpha": alpha}
+        got = beyond.broken_assumptions(s, N, 784, width=h, batch_size=B, momentum=beta)
+        assert got == _naive_broken(init, scale, loss, wd, alpha, N, 784, h, B, beta), (s, N)
+        assert got == [a for a in beyond.ASSUMPTIONS if a in got]  # in the documented order
+
+
+# ----------------------------------------------------------------------------------------
+# weight_diagnostics against numpy
+# ----------------------------------------------------------------------------------------
+
+
+def _naive_diagnostics(Ws, X, K):
+    Ws = [W.astype(np.float64) for W in Ws]
+    bal = np.mean([np.linalg.norm(Ws[l + 1].T @ Ws[l + 1] - Ws[l] @ Ws[l].T)
+                   / np.linalg.norm(Ws[l]) for l in range(len(Ws) - 1)])
+    m = min(min(W.shape) for W in Ws[:-1])
+    bulk = np.concatenate([np.linalg.svd(W, compute_uv=False)[K : m - K] for W in Ws[:-1]])
+    q = np.quantile(bulk, [0.1, 0.5, 0.9]) if bulk.size else None
+    P = Ws[0]
+    for W in Ws[1:]:
+        P = W @ P
+    proj = np.linalg.pinv(X) @ X  # orthogonal projector on the row space of X
+    null = np.linalg.norm(P - P @ proj) / np.linalg.norm(P)
+    return bal, q, null
+
+
+@pytest.mark.parametrize(("N", "d"), [(12, 20), (40, 20)])
+def test_weight_diagnostics_match_numpy(N, d):
+    rng = np.random.default_rng(N)
+    Ws = [rng.normal(size=(16, d)), rng.normal(size=(16, 16)), rng.normal(size=(16, 16)),
+          rng.normal(size=(3, 16))]
+    W0 = [0.1 * W for W in Ws]
+    X = rng.normal(size=(N, d))
+    got = beyond.weight_diagnostics([torch.tensor(W) for W in Ws], torch.tensor(X), 3,
+                                    init_weights=[torch.tensor(W) for W in W0])
+    bal, q, null = _naive_diagnostics(Ws, X, 3)
+    assert got["balance_error"] == pytest.approx(bal, rel=1e-12)
+    assert got["balance_error_init"] == pytest.approx(_naive_diagnostics(W0, X, 3)[0], rel=1e-12)
+    assert [got["bulk_q10"], got["bulk_median"], got["bulk_q90"]] == pytest.approx(q, rel=1e-12)
+    assert got["null_space_fraction"] == pytest.approx(null, rel=1e-9, abs=1e-12)
+    if N >= d:  # X has full column rank: no direction outside the data
+        assert got["null_space_fraction"] < 1e-12
+
+
+def test_weight_diagnostics_of_the_theory_network():
+    """The closed-form network: product = W* (no null-space part), bulk = eps, balanced."""
+    from pncutils.theory import min_norm_balanced_network
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(12, 20, generator=g, dtype=torch.float64)
+    y = torch.arange(12) % 3
+    Ws = min_norm_balanced_network(X, y, depth=4, eps=0.2, width=24, generator=g)
+    d = beyond.weight_diagnostics(Ws, X, 3)
+    assert d["null_space_fraction"] < 1e-12
+    assert d["bulk_q10"] == pytest.approx(0.2, rel=1e-10)
+    assert d["bulk_q90"] == pytest.approx(0.2, rel=1e-10)
+    assert d["balance_error_init"] is None
+
+
+def test_weight_diagnostics_errors():
+    W = [torch.eye(4), torch.eye(4)]
+    with pytest.raises(ValueError, match="at least two weight matrices"):
+        beyond.weight_diagnostics(W[:1], torch.zeros(3, 4), 2)
+    with pytest.raises(ValueError, match=r"X must be \(N, 4\)"):
+        beyond.weight_diagnostics(W, torch.zeros(3, 5), 2)
+    with pytest.raises(ValueError, match="num_classes must be >= 1"):
+        beyond.weight_diagnostics(W, torch.zeros(3, 4), 0)
+    # no bulk beyond the top and bottom K singular values: None
+    assert beyond.weight_diagnostics(W, torch.eye(3, 4), 2)["bulk_median"] is None
+
+
+# ----------------------------------------------------------------------------------------
+# weight decay exposure against a simulated optimiser
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("momentum", "rel"), [(0.0, 1e-4), (0.9, 0.02)])
+def test_weight_decay_exposure_is_the_log_shrinkage_of_sgd(momentum, rel):
+    """Decay alone (a loss with zero gradient), run through torch.optim.SGD step by step."""
+    lr, wd, epochs, N, B = 0.01, 1e-3, 100, 1000, 100  # 10 steps per epoch, 1000 steps
+    w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = torch.optim.SGD([w], lr=lr, momentum=momentum, weight_decay=wd)
+    for _ in range(epochs * math.ceil(N / B)):
+        opt.zero_grad()
+        (0.0 * w).sum().backward()
+        opt.step()
+    shrink = -math.log(float(w.detach()))
+    got = beyond.weight_decay_exposure(lr, wd, epochs, N, B, momentum=momentum)
+    assert got == pytest.approx(shrink, rel=rel)
+
+
+def test_weight_decay_exposure_by_hand_and_errors():
+    # the paper's CIFAR runs: 400 epochs of ceil(50 000 / 128) = 391 steps
+    assert beyond.weight_decay_exposure(1e-4, 1e-4, 400, 50_000, 128) == pytest.approx(
+        1e-8 * 400 * 391, rel=1e-12)
+    assert beyond.PAPER_CIFAR_TRAINING == dict(lr=1e-4, weight_decay=1e-4, momentum=0.9,
+                                               epochs=400, num_train=50_000, batch_size=128)
+    assert beyond.weight_decay_exposure(**beyond.PAPER_CIFAR_TRAINING) == pytest.approx(
+        1e-8 * 400 * 391 / 0.1, rel=1e-12)
+    assert beyond.weight_decay_exposure(0.05, 5e-3, 150, 500, 128, momentum=0.9) == (
+        pytest.approx(0.05 * 5e-3 * 600 / 0.1, rel=1e-12))
+    with pytest.raises(ValueError, match="momentum must be < 1"):
+        beyond.weight_decay_exposure(0.1, 1e-3, 1, 10, 10, momentum=1.0)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        beyond.weight_decay_exposure(0.1, 1e-3, 1, 10, 0)
 
 
 # ----------------------------------------------------------------------------------------
@@ -322,8 +478,17 @@ def test_run_experiment_structure(tiny_results):
         assert len(r["loss_curve"]["loss"]) == r["epochs_run"] == r["setting"]["epochs"]
         assert 0.0 <= r["train_acc"] <= 1.0
         assert len(r["trace_within_ratios"]) == L - 1
+        assert set(r["weights"]) == {"balance_error", "balance_error_init", "bulk_median",
+                                     "bulk_q10", "bulk_q90", "null_space_fraction"}
+        assert r["weights"]["bulk_median"] is None  # width 16 <= 2K: no bulk
+        cfg = _TINY
+        assert r["broken_assumptions"] == beyond.broken_assumptions(
+            r["setting"], r["num_train"], 784, width=cfg.width, batch_size=cfg.batch_size,
+            momentum=cfg.momentum)
     assert "N <= d" in res["settings"][2]["broken_assumptions"]
     assert "MSE loss" in res["settings"][1]["broken_assumptions"]
+    assert all("full-batch GD" in r["broken_assumptions"] for r in res["settings"])  # B = 16
+
 
 
 @needs_data
@@ -357,6 +522,11 @@ def test_run_experiment_measurements_match_an_independent_rerun(tiny_results):
     assert r["logits"]["compression"] == pytest.approx(
         _naive_compression(out.double().numpy(), yn), rel=1e-5)
     assert r["train_acc"] == float((out.argmax(1) == y).double().mean())
+    # the weight diagnostics of the same network, by numpy
+    bal, _, null = _naive_diagnostics([W.double().numpy() for W in net.weights()],
+                                      X.double().numpy(), 10)
+    assert r["weights"]["balance_error"] == pytest.approx(bal, rel=1e-5)
+    assert r["weights"]["null_space_fraction"] == pytest.approx(null, rel=1e-5)
     # the per-layer ratios of tr Sigma_W, l -> l + 1
     np.testing.assert_allclose(r["trace_within_ratios"],
                                [trW[l + 1] / trW[l] for l in range(len(trW) - 1)], rtol=1e-5)
@@ -448,6 +618,90 @@ def test_plots():
     plt.close(fig)
     with pytest.raises(ValueError, match="no setting"):
         beyond.plot_compression(res, names=["nope"])
+
+
+def test_plot_floors():
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = _fake_results()
+    fig, ax = beyond.plot_compression(res, names=["geo"], floors={"geo": [2, 1, 1, 1, 1]})
+    assert len(ax.get_lines()) == 4  # points, fit, logits, floor
+    assert list(ax.get_lines()[-1].get_ydata()) == [2, 1, 1, 1, 1]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="floors given for settings not drawn"):
+        beyond.plot_compression(res, names=["geo"], floors={"flat": [1, 1]})
+
+
+# ----------------------------------------------------------------------------------------
+# the seed study
+# ----------------------------------------------------------------------------------------
+
+
+def test_seed_study_scales():
+    for scale, cfg in beyond.SEED_STUDY.items():
+        s = {x["name"]: x for x in beyond.resolve_settings(cfg)}
+        assert cfg.num_seeds >= 3, scale
+        assert s["ce-lr0.05"]["lr"] == beyond.SCALES[scale].lr  # the lr of ce-L7
+        for loss in ("ce", "mse"):
+            assert s[loss]["lr"] == s[f"{loss}-long"]["lr"] == 0.01
+            assert s[f"{loss}-long"]["epochs"] == 4 * s[loss]["epochs"]
+        assert s["ce"]["epochs"] == beyond.SCALES[scale].epochs
+        assert (cfg.width, cfg.num_per_class) == (beyond.SCALES[scale].width,
+                                                  beyond.SCALES[scale].num_per_class)
+        assert {x["depth"] for x in s.values()} == {7}
+
+
+def _row(name, seed, C, D, diverged=False, loss="mse"):
+    return {"name": name, "seed": seed, "diverged": diverged, "final_loss": 0.1 * (seed + 1),
+            "train_acc": 1.0, "setting": {"loss": loss, "lr": 0.01, "epochs": 5},
+            "layers": None if diverged else {"compression": C, "discrimination": D}}
+
+
+def test_seed_study_summary_by_hand():
+    runs = [_row("a", 0, [3.0, 2.0, 1.0, 0.5], [0, 0.1, 0.2, 0.4]),
+            _row("a", 1, [3.0, 1.0, 0.8, 0.2], [0, 0.3, 0.2, 0.1]),
+            _row("b", 0, None, None, diverged=True, loss="cross_entropy"),
+            _row("b", 1, [1.0, 1.0, 1.0, 1.0], [0, 0.5, 0.5, 0.5], loss="cross_entropy")]
+    s = beyond.seed_study_summary({"names": ["a", "b"], "runs": runs})
+    assert s["a"]["compression_ratio"] == pytest.approx([0.25, 0.2])
+    assert s["a"]["first_ratio"] == pytest.approx([0.5, 0.8])
+    assert s["a"]["last_ratio"] == pytest.approx([0.5, 0.25])
+    assert s["a"]["discrimination_first"] == [0.1, 0.3]
+    assert s["a"]["discrimination_last"] == [0.4, 0.1]
+    assert s["a"]["final_loss"] == pytest.approx([0.1, 0.2])
+    assert (s["a"]["num_seeds"], s["a"]["diverged"]) == (2, 0)
+    assert (s["b"]["num_seeds"], s["b"]["diverged"], s["b"]["loss"]) == (2, 1, "cross_entropy")
+    assert s["b"]["compression_ratio"] == [1.0]  # the diverged seed is left out
+    text = beyond.format_seed_study({"names": ["a", "b"], "runs": runs}).splitlines()
+    assert len(text) == 3 and text[2].split()[:5] == ["b", "cross_entropy", "0.01", "5", "1/2"]
+    assert "0.200-0.250" in text[1]
+    with pytest.raises(ValueError, match="run_seed_study"):
+        beyond.seed_study_summary({"rows": []})
+    with pytest.raises(ValueError, match="no runs of setting 'c'"):
+        beyond.seed_study_summary({"names": ["c"], "runs": runs})
+
+
+@needs_data
+def test_run_seed_study_is_run_experiment_per_seed():
+    cfg = beyond.SEED_STUDY["quick"].replace(
+        num_per_class=6, width=16, epochs=2, batch_size=16, num_seeds=2, seed=3, lr=0.01,
+        settings=[{"name": "m", "depth": 3}, {"name": "c", "depth": 3, "loss": "cross_entropy"}])
+    st = beyond.run_seed_study(cfg, "cpu")
+    assert st["seeds"] == [3, 4] and st["names"] == ["m", "c"]
+    assert [(r["name"], r["seed"]) for r in st["runs"]] == [("m", 3), ("c", 3), ("m", 4),
+                                                            ("c", 4)]
+    again = beyond.run_experiment(cfg.replace(seed=4), "cpu")["settings"][1]
+    assert st["runs"][3]["layers"] == again["layers"]
+    assert st["runs"][1]["layers"] != st["runs"][3]["layers"]  # the seeds differ
+    json.dumps(st, allow_nan=False)
+
+
+def test_run_seed_study_errors():
+    with pytest.raises(ValueError, match="Config"):
+        beyond.run_seed_study(dict(beyond.SEED_STUDY["quick"]), "cpu")
+    with pytest.raises(ValueError, match="num_seeds"):
+        beyond.run_seed_study(_TINY, "cpu")
 
 
 def test_registered_in_reproduce():

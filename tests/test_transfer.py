@@ -172,6 +172,69 @@ def test_transfer_metrics_against_naive_computations(toy):
     assert out["discrimination_target"] == pytest.approx(naive_discrimination(Ft, yt), rel=1e-10)
     assert out["nc1_source"] == pytest.approx(naive_nc1(Fs[1], ys), rel=1e-8)
     assert out["nc1_target"] == pytest.approx(naive_nc1(Ft, yt), rel=1e-8)
+    geo = naive_geometry(Fs[1], ys, 1.0)
+    for key, name in (("feature_norm_sq", "norm_sq"), ("feature_cosine", "mean_cosine"),
+                      ("feature_norm_ratio", "norm_ratio"), ("signal_gain", "signal_gain")):
+        assert out[key] == pytest.approx(geo[name], rel=1e-8), key
+    scaled = transfer.transfer_metrics(net, 1, src, tgt, tgt_test, probe_ridge=1e-2, alpha=4.0)
+    assert scaled["signal_gain"] == pytest.approx(out["signal_gain"] / 4.0, rel=1e-10)
+
+
+# ----------------------------------------------------------------------------------------
+# feature_geometry against loops and numpy
+# ----------------------------------------------------------------------------------------
+
+
+def naive_geometry(H: np.ndarray, y: np.ndarray, alpha: float) -> dict[str, float]:
+    """r^2, the mean pairwise cosine (a double loop) and s_bar from numpy's pinv and svd."""
+    H = np.asarray(H, dtype=np.float64)
+    N, K = len(H), int(y.max()) + 1
+    cos = [H[i] @ H[j] / np.linalg.norm(H[i]) / np.linalg.norm(H[j])
+           for i in range(N) for j in range(N)
+           if i != j and np.linalg.norm(H[i]) > 0 and np.linalg.norm(H[j]) > 0]
+    Y = np.eye(K)[y]
+    W = (np.linalg.pinv(H) @ Y).T / alpha  # (K, D): the minimum-norm least-squares map
+    s = np.linalg.svd(W, compute_uv=False)
+    s = s[s > s.max() * 1e-10]
+    r2 = float((H**2).sum(1).mean())
+    return {"norm_sq": r2, "mean_cosine": float(np.mean(cos)), "norm_ratio": alpha**2 * r2 * K / N,
+            "signal_gain": float(np.exp(np.log(s).mean()))}
+
+
+@pytest.mark.parametrize(("N", "D"), [(24, 10), (12, 30)])
+def test_feature_geometry_matches_naive(N, D):
+    rng = np.random.default_rng(N + D)
+    H = np.abs(rng.normal(size=(N, D)))  # nonnegative, like ReLU features
+    H[3] = 0.0  # a dead sample: left out of the cosine
+    y = np.arange(N) % 3
+    got = transfer.feature_geometry(torch.tensor(H), torch.tensor(y), alpha=2.0)
+    want = naive_geometry(H, y, 2.0)
+    for key in ("norm_sq", "mean_cosine", "norm_ratio", "signal_gain"):
+        assert got[key] == pytest.approx(want[key], rel=1e-9), key
+    assert got["num_per_class"] == N / 3
+
+
+@pytest.mark.parametrize(("r", "n", "alpha"), [(1.0, 10, 1.0), (5.0, 10, 1.0), (8.0, 4, 3.0)])
+def test_feature_geometry_of_orthogonal_rows(r, n, alpha):
+    """Orthogonal rows of norm r, n per class: s_bar = sqrt(n) / (alpha r), cosines 0."""
+    K, D = 3, 40
+    Q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(D, K * n)))
+    H = r * Q.T  # (K n, D), orthogonal rows of norm r
+    y = np.repeat(np.arange(K), n)
+    got = transfer.feature_geometry(torch.tensor(H), torch.tensor(y), alpha=alpha)
+    assert got["signal_gain"] == pytest.approx(math.sqrt(n) / (alpha * r), rel=1e-10)
+    assert got["norm_sq"] == pytest.approx(r**2, rel=1e-12)
+    assert abs(got["mean_cosine"]) < 1e-12
+    assert got["norm_ratio"] == pytest.approx(alpha**2 * r**2 / n, rel=1e-12)
+    # the regime of the chapter: the per-layer gain exceeds one exactly when alpha^2 r^2 < n
+    assert (got["signal_gain"] > 1) == (got["norm_ratio"] < 1)
+
+
+def test_feature_geometry_errors():
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        transfer.feature_geometry(torch.eye(4), torch.tensor([0, 0, 1, 1]), alpha=0.0)
+    with pytest.raises(ValueError, match="2-D"):
+        transfer.feature_geometry(torch.ones(4), torch.tensor([0, 0, 1, 1]))
 
 
 def test_transfer_metrics_errors(toy):
@@ -407,7 +470,8 @@ def test_run_experiment_summary_is_the_seed_statistics_of_every_metric(tiny_resu
         recs = [p for p in r["per_seed"] if p["head_layers"] == m]
         for key in ("transfer_acc", "compression_source", "compression_target",
                     "discrimination_source", "discrimination_target", "nc1_source",
-                    "nc1_target", "source_test_acc", "final_loss"):
+                    "nc1_target", "feature_norm_sq", "feature_cosine", "feature_norm_ratio",
+                    "signal_gain", "source_test_acc", "final_loss"):
             vals = np.array([p[key] for p in recs])
             assert s[f"{key}_mean"][i] == pytest.approx(vals.mean(), rel=1e-12), key
             assert s[f"{key}_std"][i] == pytest.approx(vals.std(ddof=1), rel=1e-9, abs=1e-15)
@@ -420,13 +484,15 @@ def test_run_experiment_summary_by_hand_with_given_metrics(monkeypatch):
     """The summary of hand-picked per-seed records (head accuracies that differ by layer)."""
     calls = []
 
-    def fake(model, b, source, target_train, target_test, probe_ridge, batch_size):
+    def fake(model, b, source, target_train, target_test, probe_ridge, batch_size, alpha):
         m = model.depth - b
         calls.append(m)
         i = len(calls)  # records 1, 2 (m = 1, seeds 0, 1), then 3, 4 (m = 3)
         return {"transfer_acc": 0.1 * i, "probe_ridge": 1.0, "compression_source": 2.0**i,
                 "compression_target": 1.0 * i, "discrimination_source": 0.5,
                 "discrimination_target": 0.5, "nc1_source": 1.0, "nc1_target": 1.0,
+                "feature_norm_sq": 4.0 * i, "feature_cosine": 0.3, "feature_norm_ratio": 0.1,
+                "signal_gain": 0.5,
                 "head_compression": [2.0**i * 0.5**j for j in range(m)],
                 "head_transfer_acc": [0.1 * i + 0.01 * j for j in range(m)],
                 "head_probe_ridge": [1.0] * m}
@@ -437,6 +503,8 @@ def test_run_experiment_summary_by_hand_with_given_metrics(monkeypatch):
     assert s["transfer_acc_mean"] == pytest.approx([0.15, 0.35])
     assert s["transfer_acc_std"] == pytest.approx([0.1 / math.sqrt(2)] * 2)
     assert s["compression_target_mean"] == pytest.approx([1.5, 3.5])
+    assert s["feature_norm_sq_mean"] == pytest.approx([6.0, 14.0])
+    assert s["signal_gain_std"] == [0.0, 0.0]
     # geometric mean over the seeds, per head layer: sqrt(2 * 4) and sqrt(8 * 16) * 0.5^j
     assert s["head_compression_mean"][0] == pytest.approx([math.sqrt(8)])
     assert s["head_compression_mean"][1] == pytest.approx([math.sqrt(128) * 0.5**j
@@ -477,6 +545,10 @@ def test_run_experiment_data_and_accuracies_match_an_independent_rerun(tiny_resu
     raw = naive_probe(tgt[0].double().numpy(), tgt[1].numpy(), tgt_test[0].double().numpy(),
                       tgt_test[1].numpy(), r["raw_pixel_probe_ridge"])
     assert r["raw_pixel_transfer_acc"] == pytest.approx(raw, abs=0.011)  # one sample of 100
+    # the geometry of the network's own inputs: the source training pixels
+    geo = naive_geometry(src[0].double().numpy(), src[1].numpy(), TINY.alpha)
+    for key in ("norm_sq", "mean_cosine", "norm_ratio", "signal_gain"):
+        assert r["raw_pixel_geometry"][key] == pytest.approx(geo[key], rel=1e-6), key
     # the first network, rebuilt and retrained with the seed of its record
     net = transfer.build_network(784, TINY.width, 5, TINY.backbone_depth, 1,
                                  generator=torch.Generator().manual_seed(0))

@@ -1,11 +1,11 @@
 """Beyond the assumptions: deep linear networks on real data from PyTorch's default init.
 
-The paper's real-data figure (the book's label F7; project page
-``docs/assets/figures/real_data.png``) trains deep linear networks of depths 5, 7 and 9 from
-**PyTorch's default initialisation** on FashionMNIST and CIFAR-10 and reports that ``C_l``
-still decays roughly geometrically (FashionMNIST: from about 2.5 to about 0.02). The width,
-sample count, optimiser and epochs of that figure are not known; the design here is the
-book's reconstruction (chapter 6):
+The real-data figure of the authors' project page (the book's label F7;
+``docs/assets/figures/real_data.png`` of ``Heimine/PNC_DLN``) shows networks of depths 5, 7 and
+9, trained from **PyTorch's default initialisation** on FashionMNIST and CIFAR-10 (deep linear
+networks, we assume [R]), whose ``C_l`` still decays roughly geometrically (FashionMNIST:
+from about 2.5 to about 0.02). The width, sample count, optimiser and epochs of that figure
+are not known; the design here is the book's reconstruction (chapter 6):
 
 * data: the first ``num_per_class`` FashionMNIST training images of every class (file order),
   flattened and standardised (:func:`pncutils.data.load_dataset`), resident on the device;
@@ -17,8 +17,11 @@ book's reconstruction (chapter 6):
 Each **setting** changes a few of these (depth, loss, weight decay, initialisation, sample
 count); :func:`run_experiment` trains one network per setting and measures every layer, the
 logits included, and how well ``log C_l`` is described by a straight line in ``l``
-(:func:`compression_fit`). :func:`broken_assumptions` names the assumptions of the main
-theorem that a setting violates.
+(:func:`compression_fit`). :func:`broken_assumptions` names every assumption of the theory
+that a setting violates and :func:`weight_diagnostics` measures how far the trained weights
+are from them. :func:`run_seed_study` repeats settings over seeds (:data:`SEED_STUDY`:
+cross-entropy against MSE at two learning rates and two run lengths), and
+:func:`weight_decay_exposure` says how strongly a weight decay acts over a whole run.
 
 Conventions: ``X`` is (N, D_in) with samples as rows, ``y`` (N,) integer labels; ``depth`` is
 the paper's ``L`` (classifier included); layer ``l = 0`` is the input.
@@ -46,12 +49,20 @@ from pncutils.metrics import LayerTable, LayerwiseStats, linear_fit
 __all__ = [
     "SETTING_KEYS",
     "PAPER_FIG7",
+    "PAPER_CIFAR_TRAINING",
     "SCALES",
+    "SEED_STUDY",
     "resolve_settings",
+    "ASSUMPTIONS",
     "broken_assumptions",
     "compression_fit",
     "layer_metrics",
+    "weight_diagnostics",
     "run_experiment",
+    "run_seed_study",
+    "seed_study_summary",
+    "format_seed_study",
+    "weight_decay_exposure",
     "fit_summary",
     "format_fit_summary",
     "compression_columns",
@@ -76,9 +87,9 @@ SETTING_KEYS: tuple[str, ...] = (
 _LOSSES = ("mse", "cross_entropy")
 _INITS = ("default", "orthogonal", "gaussian")
 
-#: The paper's real-data figure (F7), FashionMNIST panel: ``C_l`` read off the figure (about
-#: +-3% of the axis range; ``None`` where a point could not be read), per depth L. Which layers the
-#: points are (input included or not) cannot be read off the figure either.
+#: The real-data figure (F7) of the authors' project page, FashionMNIST panel: ``C_l`` read off
+#: the figure (about +-3% of the axis range; ``None`` where a point could not be read), per
+#: depth L. Which layers the points are (input included or not) cannot be read off it either.
 PAPER_FIG7: dict[int, list[float | None]] = {
     5: [2.5, None, 0.93, 0.44],
     7: [2.6, 1.1, 0.8, 0.24, 0.085, 0.04],
@@ -132,6 +143,38 @@ SCALES: dict[str, Config] = {
         {"name": "full-wd-L7", "depth": 7, "weight_decay": 5e-3, "num_per_class": None,
          "epochs": 100},
     ]}),
+}
+
+
+
+
+#: The optimiser of the paper's CIFAR-10 runs (the authors' ``train_cifar.py`` defaults, as
+#: ``submit_job.sh`` runs it: SGD on all parameters, 400 epochs of batches of 128 on the 5000
+#: images of each of the 10 classes), for :func:`weight_decay_exposure`.
+PAPER_CIFAR_TRAINING: dict[str, float | int] = dict(
+    lr=1e-4, weight_decay=1e-4, momentum=0.9, epochs=400, num_train=50_000, batch_size=128)
+
+
+def _seed_study(num_per_class: int, width: int, epochs: int, num_seeds: int) -> Config:
+    """Cross-entropy against MSE at L = 7 over seeds: two learning rates, two run lengths."""
+    return Config(**{**_COMMON, "num_per_class": num_per_class, "width": width, "epochs": epochs,
+                     "num_seeds": num_seeds, "settings": [
+        {"name": "ce-lr0.05", "depth": 7, "loss": "cross_entropy"},  # the lr of ce-L7
+        {"name": "ce", "depth": 7, "loss": "cross_entropy", "lr": 0.01},
+        {"name": "ce-long", "depth": 7, "loss": "cross_entropy", "lr": 0.01,
+         "epochs": 4 * epochs},
+        {"name": "mse", "depth": 7, "lr": 0.01},
+        {"name": "mse-long", "depth": 7, "lr": 0.01, "epochs": 4 * epochs},
+    ]})
+
+
+#: The seed study of chapter 6 (:func:`run_seed_study`): the loss of ``ce-L7`` and ``mse-L7``
+#: over ``num_seeds`` seeds, at the learning rate of :data:`SCALES` (0.05) and at 0.01, for
+#: the epochs of :data:`SCALES` and four times as many (``quick``: seconds; ``book``: about a
+#: minute on a 2-core CPU).
+SEED_STUDY: dict[str, Config] = {
+    "quick": _seed_study(20, 64, 100, 3),
+    "book": _seed_study(50, 128, 150, 3),
 }
 
 
@@ -205,67 +248,130 @@ def resolve_settings(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def broken_assumptions(setting: Mapping[str, Any], num_samples: int, input_dim: int) -> list[str]:
-    """The assumptions of the main theorem that a setting of real-data training violates.
+#: Everything :func:`broken_assumptions` can name, in its order: the theorem's hypotheses on the
+#: data and on the weights, then the conditions under which gradient descent produces such
+#: weights (chapters 2 and 4), then the output scale.
+ASSUMPTIONS: tuple[str, ...] = (
+    "near-orthogonal data",
+    "N <= d",
+    "width >= d",
+    "small init",
+    "balanced",
+    "minimum norm",
+    "MSE loss",
+    "no regulariser",
+    "full-batch GD",
+    "no momentum",
+    "alpha = 1",
+)
 
-    The theorem (book chapter 3) assumes nearly orthonormal inputs (so ``N <= d``) and
-    weights that are minimum-norm, balanced and approximately low-rank with a *small* bulk
-    singular value ε; chapter 4 shows that gradient descent on the MSE loss from a small
-    orthogonal initialisation produces such weights. A setting breaks:
+
+def broken_assumptions(
+    setting: Mapping[str, Any],
+    num_samples: int,
+    input_dim: int,
+    *,
+    width: int,
+    batch_size: int,
+    momentum: float,
+) -> list[str]:
+    """Every assumption of the theory that a run of real-data training does not satisfy.
+
+    The theorem (book chapter 3) assumes nearly orthonormal inputs (so ``N <= d``) and weights
+    that are minimum-norm, balanced and approximately low-rank with a *small* bulk singular
+    value ε; the book's closed-form network with these properties has hidden width ``h >= d``
+    (:func:`pncutils.theory.min_norm_balanced_network`); chapters 2 and 4 show that full-batch
+    gradient descent without momentum on the unregularised MSE loss, from a small orthogonal
+    initialisation, produces such weights. A run breaks (names from :data:`ASSUMPTIONS`):
 
     * ``"near-orthogonal data"``: always (real images are strongly correlated);
     * ``"N <= d"``: when ``num_samples > input_dim`` (no interpolation is possible);
-    * ``"small init"``: for ``init="default"`` or ``"gaussian"`` with scale >= 1 (bulk
-      singular values of order one, not a small ε);
-    * ``"balanced"``: for any non-orthogonal initialisation (the conserved imbalance is of
-      order one);
-    * ``"MSE loss"`` and ``"minimum norm"``: for cross-entropy (no finite minimiser; the
-      weights grow along the margin directions);
-    * ``"no regulariser"`` and ``"minimum norm"``: with weight decay (the minimiser of the
-      regularised loss does not interpolate, and decay shrinks the bulk towards 0).
+    * ``"width >= d"``: when ``width < input_dim`` (the balanced construction needs ``h >= d``);
+    * ``"small init"``: for ``init="default"`` (squared singular values of mean 1/3, spread
+      from 0 to about 4/3), or ``"orthogonal"``/``"gaussian"`` with ``init_scale >= 1``;
+    * ``"balanced"``: for ``init="default"`` or ``"gaussian"`` (an imbalance of order one at
+      initialisation, which gradient flow conserves);
+    * ``"minimum norm"``: when the initialisation is not small (gradient descent never changes
+      the first layer outside the span of the data, so that part of the initial weights
+      survives in the product), for cross-entropy (no finite minimiser) and with weight decay
+      (the regularised minimiser does not interpolate);
+    * ``"MSE loss"``: for cross-entropy;
+    * ``"no regulariser"``: with weight decay (its minimisers have ``ε -> 0``: collapse at the
+      first layer, not a progressive one);
+    * ``"full-batch GD"``: when ``batch_size < num_samples`` (mini-batch SGD);
+    * ``"no momentum"``: when ``momentum > 0`` (momentum breaks the conservation law of the
+      imbalance: chapter 2's exercise measures a drift about twenty times larger);
+    * ``"alpha = 1"``: when the output scale ``alpha != 1``. Not a hypothesis of the theorem,
+      which holds for any α, but ``alpha W_L...W_1 = prod_l (alpha^{1/L} W_l)``: a run with α
+      trains like one with α = 1, an initialisation ``alpha^{1/L}`` times larger and a
+      learning rate ``alpha^{2/L}`` times larger, so it differs from the α = 1 runs in those two
+      ways as well.
 
     Parameters
     ----------
     setting : mapping
-        A resolved setting (:func:`resolve_settings`).
+        A resolved setting (:func:`resolve_settings`): needs ``init``, ``loss`` and
+        ``weight_decay``; ``init_scale`` and ``alpha`` default to 1.
     num_samples : int
         N, the number of training samples.
     input_dim : int
         d, the input dimension.
+    width : int
+        h, the hidden width.
+    batch_size : int
+        Mini-batch size of the optimiser (``>= num_samples``: full batch).
+    momentum : float
+        Momentum of the optimiser (0: plain gradient descent).
 
     Returns
     -------
     list of str
-        The broken assumptions, in the order above, without repetitions.
+        The broken assumptions, in the order of :data:`ASSUMPTIONS`, without repetitions.
 
     Examples
     --------
     >>> s = {"init": "orthogonal", "init_scale": 0.3, "loss": "mse", "weight_decay": 0.0}
-    >>> broken_assumptions(s, 500, 784)
+    >>> broken_assumptions(s, 30, 50, width=50, batch_size=30, momentum=0.0)
     ['near-orthogonal data']
-    >>> broken_assumptions({**s, "init": "default", "loss": "cross_entropy"}, 6000, 784)
-    ['near-orthogonal data', 'N <= d', 'small init', 'balanced', 'MSE loss', 'minimum norm']
+    >>> broken_assumptions({**s, "alpha": 10.0}, 500, 784, width=128, batch_size=128,
+    ...                    momentum=0.9)
+    ['near-orthogonal data', 'width >= d', 'full-batch GD', 'no momentum', 'alpha = 1']
+    >>> broken_assumptions({**s, "init": "default"}, 500, 784, width=784, batch_size=500,
+    ...                    momentum=0.0)
+    ['near-orthogonal data', 'small init', 'balanced', 'minimum norm']
+
+    Used in: ch06.
     """
     num_samples = check_int(num_samples, "num_samples", minimum=1)
     input_dim = check_int(input_dim, "input_dim", minimum=1)
+    width = check_int(width, "width", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    momentum = check_float(momentum, "momentum", minimum=0.0)
+    if not isinstance(setting, Mapping):
+        raise ValueError(f"setting must be a mapping, got {type(setting).__name__}")
     for key in ("init", "loss", "weight_decay"):
         if key not in setting:
             raise ValueError(f"setting needs {key!r}")
     init = check_choice(setting["init"], "init", _INITS)
     loss = check_choice(setting["loss"], "loss", _LOSSES)
-    scale = float(setting.get("init_scale", 1.0))
-    out = ["near-orthogonal data"]
-    if num_samples > input_dim:
-        out.append("N <= d")
-    if init == "default" or (init == "gaussian" and scale >= 1.0):
-        out.append("small init")
-    if init != "orthogonal":
-        out.append("balanced")
-    if loss == "cross_entropy":
-        out += ["MSE loss", "minimum norm"]
-    if float(setting["weight_decay"]) > 0:
-        out += ["no regulariser"] + ([] if "minimum norm" in out else ["minimum norm"])
-    return out
+    scale = check_float(setting.get("init_scale", 1.0), "init_scale", minimum=0.0, strict=True)
+    alpha = check_float(setting.get("alpha", 1.0), "alpha", minimum=0.0, strict=True)
+    decay = check_float(setting["weight_decay"], "weight_decay", minimum=0.0) > 0
+    large_init = init == "default" or scale >= 1.0
+    broken = {
+        "near-orthogonal data": True,
+        "N <= d": num_samples > input_dim,
+        "width >= d": width < input_dim,
+        "small init": large_init,
+        "balanced": init in ("default", "gaussian"),
+        "minimum norm": large_init or loss == "cross_entropy" or decay,
+        "MSE loss": loss == "cross_entropy",
+        "no regulariser": decay,
+        "full-batch GD": batch_size < num_samples,
+        "no momentum": momentum > 0,
+        "alpha = 1": alpha != 1.0,
+    }
+    return [a for a in ASSUMPTIONS if broken[a]]
 
 
 # ----------------------------------------------------------------------------------------
@@ -404,6 +510,88 @@ def layer_metrics(
             LayerTable({c: table[c][-1:] for c in cols}))
 
 
+def weight_diagnostics(
+    weights: Sequence[Any], X: Any, num_classes: int, init_weights: Sequence[Any] | None = None
+) -> dict[str, float | None]:
+    """Measured assumption checks of a deep linear network's weights (float64).
+
+    The rules of :func:`broken_assumptions` say which assumptions a run *should* break; these
+    numbers say how far its trained weights are from them:
+
+    * ``balance_error``: :func:`pncutils.theory.balancedness`, the mean over ``l`` of
+      ``||W_{l+1}^T W_{l+1} - W_l W_l^T||_F / ||W_l||_F`` (0 for balanced weights; the
+      theory's construction has ``eps^2 sqrt(d - K) / ||W_{L-1}||_F`` in its last term);
+      ``balance_error_init`` the same for `init_weights` (None without them);
+    * ``bulk_median``, ``bulk_q10``, ``bulk_q90``: the median and the 10 % and 90 % quantiles
+      of the bulk singular values ``sigma_i(W_l)``, ``K < i <= m - K``, ``l = 1..L-1``
+      (:func:`pncutils.theory.bulk_singular_values`); all equal to ``eps`` under the low-rank
+      assumption; None when the hidden layers have no bulk (``m <= 2K``);
+    * ``null_space_fraction``: ``||P (I - Pi)||_F / ||P||_F`` with ``P = W_L ... W_1`` and
+      ``Pi`` the orthogonal projector on the span of the rows of ``X`` (rank from the singular
+      values above ``max(N, d) * 2.2e-16 * sigma_max``): the share of the product acting on
+      directions that no training input visits. The minimum-norm map has 0; when ``X`` has
+      full column rank (``N >= d``) there is no such direction and it is 0 for every network.
+
+    Parameters
+    ----------
+    weights : sequence of Tensor
+        ``[W_1, ..., W_L]``, each ``(out, in)``, ``L >= 2`` (e.g. ``model.weights()``).
+    X : Tensor or ndarray, shape (N, d)
+        The training inputs, one row per sample.
+    num_classes : int
+        K.
+    init_weights : sequence of Tensor, optional
+        The same network's weights at initialisation.
+
+    Returns
+    -------
+    dict
+        ``balance_error``, ``balance_error_init``, ``bulk_median``, ``bulk_q10``,
+        ``bulk_q90``, ``null_space_fraction`` (floats or None).
+
+    Examples
+    --------
+    >>> X = torch.eye(2, 3)  # the data span the first two coordinates of R^3
+    >>> Ws = [torch.tensor([[0.6, 0., 0.8]]), torch.tensor([[1.]])]  # balanced: 1 = 0.36 + 0.64
+    >>> d = weight_diagnostics(Ws, X, num_classes=1)
+    >>> round(d["null_space_fraction"], 6), round(d["balance_error"], 6), d["bulk_median"]
+    (0.8, 0.0, None)
+
+    Used in: ch06.
+    """
+    from pncutils.theory import balancedness, bulk_singular_values
+
+    K = check_int(num_classes, "num_classes", minimum=1)
+    Ws = [as_tensor(W, f"W_{l}").detach().to("cpu", torch.float64)
+          for l, W in enumerate(weights, start=1)]
+    if len(Ws) < 2:
+        raise ValueError("weight diagnostics need at least two weight matrices (depth >= 2)")
+    X = as_tensor(X, "X")
+    if X.ndim != 2 or X.shape[1] != Ws[0].shape[1]:
+        raise ValueError(f"X must be (N, {Ws[0].shape[1]}), got shape {tuple(X.shape)}")
+    out: dict[str, float | None] = {
+        "balance_error": float(balancedness(Ws)),
+        "balance_error_init": None if init_weights is None else float(balancedness(
+            [as_tensor(W, "init weight").detach() for W in init_weights])),
+        "bulk_median": None, "bulk_q10": None, "bulk_q90": None,
+    }
+    if min(min(W.shape) for W in Ws[:-1]) > 2 * K:
+        bulk = bulk_singular_values(Ws, K).flatten()
+        q = torch.quantile(bulk, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
+        out.update(bulk_q10=float(q[0]), bulk_median=float(q[1]), bulk_q90=float(q[2]))
+    P = Ws[0]
+    for W in Ws[1:]:
+        P = W @ P  # (K, d)
+    Xd = X.detach().to(torch.float64)
+    _, S, Vh = torch.linalg.svd(Xd, full_matrices=False)  # Vh (min(N, d), d)
+    tol = float(S.max()) * max(Xd.shape) * torch.finfo(torch.float64).eps
+    Vr = Vh[S > tol].cpu()  # (rank, d): orthonormal basis of the row span of X
+    outside = P - (P @ Vr.T) @ Vr
+    norm = float(torch.linalg.matrix_norm(P))
+    out["null_space_fraction"] = float(torch.linalg.matrix_norm(outside)) / norm if norm else 0.0
+    return out
+
+
 def _subsample(values: Sequence[float], max_points: int = 200) -> dict[str, list]:
     n = len(values)
     idx = list(range(n)) if n <= max_points else sorted(
@@ -420,8 +608,8 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     a CPU ``torch.Generator`` seeded with ``cfg.seed``, train it with
     :func:`pncutils.training.train` (SGD, momentum, mini-batches of ``cfg.batch_size``,
     cosine decay) and measure ``C_l, D_l`` at every layer and at the logits
-    (:func:`layer_metrics`), the fit of ``log C_l`` (:func:`compression_fit`) and the
-    per-layer ratio of ``tr Σ_W``.
+    (:func:`layer_metrics`), the fit of ``log C_l`` (:func:`compression_fit`), the
+    per-layer ratio of ``tr Σ_W`` and the trained weights (:func:`weight_diagnostics`).
 
     Parameters
     ----------
@@ -438,9 +626,11 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
         JSON-serialisable: ``input_dim``, ``num_classes``, ``device``, ``wall_time_s``,
         ``input_compression`` (``C_0`` per sample count), ``paper_fig7`` and ``settings``:
         one dict per setting with ``name``, ``setting`` (resolved), ``num_train``,
-        ``broken_assumptions``, ``layers`` (:meth:`LayerTable.to_dict`), ``logits``,
-        ``fit``, ``trace_within_ratios``, ``final_loss``, ``train_acc``, ``epochs_run``,
-        ``diverged``, ``loss_curve`` (at most 200 points) and ``train_wall_time_s``. A run
+        ``broken_assumptions`` (:func:`broken_assumptions`), ``layers``
+        (:meth:`LayerTable.to_dict`), ``logits``, ``fit``, ``trace_within_ratios``,
+        ``weights`` (:func:`weight_diagnostics`), ``final_loss``, ``train_acc``,
+        ``epochs_run``, ``diverged``, ``loss_curve`` (at most 200 points) and
+        ``train_wall_time_s``. A run
         whose loss became NaN/Inf has ``diverged=True`` and None for the measurements.
 
     Raises
@@ -483,19 +673,21 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
                            weight_decay=s["weight_decay"], schedule="cosine",
                            min_lr_ratio=cfg.min_lr_ratio, loss=s["loss"], seed=cfg.seed,
                            progress=False)
+        init_weights = [W.detach().clone() for W in net.weights()]
         hist = train(net, X, y, tcfg, device=dev)
         row: dict[str, Any] = {
             "name": s["name"],
             "setting": s,
             "num_train": N,
-            "broken_assumptions": broken_assumptions(s, N, D_in),
+            "broken_assumptions": broken_assumptions(
+                s, N, D_in, width=cfg.width, batch_size=cfg.batch_size, momentum=cfg.momentum),
             "epochs_run": hist.epochs_run,
             "final_loss": hist.final_loss if math.isfinite(hist.final_loss) else None,
             "diverged": not math.isfinite(hist.final_loss),
             "loss_curve": _subsample(hist.loss),
             "train_wall_time_s": hist.wall_time,
             "train_acc": None, "layers": None, "logits": None, "fit": None,
-            "trace_within_ratios": None,
+            "trace_within_ratios": None, "weights": None,
         }
         if not row["diverged"]:
             feats, logits = layer_metrics(net, X, y, cfg.eval_batch_size)
@@ -511,6 +703,7 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
                 "logits": {k: v[0] for k, v in logits.to_dict().items()},
                 "fit": compression_fit(C, 1, cfg.stall_ratio) if bool((C > 0).all()) else None,
                 "trace_within_ratios": (tw[1:] / tw[:-1]).tolist(),
+                "weights": weight_diagnostics(net.weights(), X, K, init_weights),
             })
         out["settings"].append(row)
         out["input_dim"], out["num_classes"] = D_in, K
@@ -518,6 +711,200 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     out["paper_fig7"] = {str(k): v for k, v in PAPER_FIG7.items()}
     out["wall_time_s"] = time.perf_counter() - t_start
     return out
+
+
+def run_seed_study(cfg: Config, device: torch.device | str) -> dict[str, Any]:
+    """:func:`run_experiment` for the seeds ``cfg.seed, ..., cfg.seed + cfg.num_seeds - 1``.
+
+    Every seed draws its own initialisation and mini-batch order; the data (the first
+    ``num_per_class`` images of each class) are the same for every seed.
+
+    Parameters
+    ----------
+    cfg : Config
+        One of :data:`SEED_STUDY` (or a variant): what :func:`run_experiment` needs, plus
+        ``num_seeds``.
+    device : torch.device or str
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``seeds``, ``names`` (the settings, in order), ``runs`` (one
+        :func:`run_experiment` row per setting and seed, with its ``seed``) and
+        ``wall_time_s``.
+
+    Examples
+    --------
+    >>> cfg = SEED_STUDY["quick"].replace(num_per_class=5, width=8, epochs=1, num_seeds=2,
+    ...                                   settings=[{"name": "a", "depth": 3}])
+    >>> res = run_seed_study(cfg, "cpu")  # needs FashionMNIST (dataset-fashion-mnist)
+    >>> res["seeds"], [(r["name"], r["seed"]) for r in res["runs"]]
+    ([0, 1], [('a', 0), ('a', 1)])
+
+    Used in: ch06.
+    """
+    if not isinstance(cfg, Config):
+        raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(cfg).__name__}")
+    if "num_seeds" not in cfg:
+        raise ValueError("cfg needs 'num_seeds' (see SEED_STUDY)")
+    num_seeds = check_int(cfg.num_seeds, "num_seeds", minimum=1)
+    seed0 = check_int(cfg.seed, "seed", minimum=0)
+    seeds = list(range(seed0, seed0 + num_seeds))
+    t_start = time.perf_counter()
+    runs = []
+    for s in seeds:
+        res = run_experiment(cfg.replace(seed=s), device)
+        runs += [{**row, "seed": s} for row in res["settings"]]
+    names = [s["name"] for s in resolve_settings(cfg)]
+    return {"seeds": seeds, "names": names, "runs": runs,
+            "wall_time_s": time.perf_counter() - t_start}
+
+
+def seed_study_summary(study: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Scale-free per-setting statistics of :func:`run_seed_study`, seed by seed.
+
+    Parameters
+    ----------
+    study : dict
+        What :func:`run_seed_study` returns.
+
+    Returns
+    -------
+    dict
+        Per setting name: ``loss``, ``lr``, ``epochs``, ``num_seeds``, ``diverged`` (how many
+        seeds diverged) and, one value per seed that did not diverge: ``compression_ratio``
+        (``C_{L-1} / C_1``: the compression after the first layer), ``first_ratio`` and
+        ``last_ratio`` (``C_2 / C_1`` and ``C_{L-1} / C_{L-2}``), ``discrimination_first``
+        and ``discrimination_last`` (``D_1``, ``D_{L-1}``), ``final_loss`` and ``train_acc``.
+
+    Examples
+    --------
+    >>> row = {"name": "a", "seed": 0, "diverged": False, "final_loss": 0.1, "train_acc": 1.0,
+    ...        "setting": {"loss": "mse", "lr": 0.01, "epochs": 5},
+    ...        "layers": {"compression": [2.0, 1.0, 0.5, 0.4],
+    ...                   "discrimination": [0.0, 0.2, 0.5, 0.9]}}
+    >>> s = seed_study_summary({"names": ["a"], "runs": [row]})["a"]
+    >>> s["compression_ratio"], s["first_ratio"], s["last_ratio"], s["discrimination_last"]
+    ([0.4], [0.5], [0.8], [0.9])
+
+    Used in: ch06.
+    """
+    if not isinstance(study, Mapping) or not isinstance(study.get("runs"), list):
+        raise ValueError("study must be the dict returned by run_seed_study")
+    names = study.get("names") or list(dict.fromkeys(r["name"] for r in study["runs"]))
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        rows = [r for r in study["runs"] if r["name"] == name]
+        if not rows:
+            raise ValueError(f"no runs of setting {name!r}")
+        s = rows[0]["setting"]
+        keys = ("compression_ratio", "first_ratio", "last_ratio", "discrimination_first",
+                "discrimination_last", "final_loss", "train_acc")
+        stats: dict[str, Any] = {"loss": s["loss"], "lr": s["lr"], "epochs": s["epochs"],
+                                 "num_seeds": len(rows),
+                                 "diverged": sum(bool(r["diverged"]) for r in rows),
+                                 **{k: [] for k in keys}}
+        for r in rows:
+            if r["diverged"]:
+                continue
+            C, D = r["layers"]["compression"], r["layers"]["discrimination"]
+            stats["compression_ratio"].append(C[-1] / C[1])
+            stats["first_ratio"].append(C[2] / C[1])
+            stats["last_ratio"].append(C[-1] / C[-2])
+            stats["discrimination_first"].append(D[1])
+            stats["discrimination_last"].append(D[-1])
+            stats["final_loss"].append(r["final_loss"])
+            stats["train_acc"].append(r["train_acc"])
+        out[name] = stats
+    return out
+
+
+def format_seed_study(study: Mapping[str, Any]) -> str:
+    """The seed study as a text table: ranges (min-max) over the seeds that did not diverge.
+
+    Parameters
+    ----------
+    study : dict
+        What :func:`run_seed_study` returns.
+
+    Returns
+    -------
+    str
+        One line per setting: name, loss, learning rate, epochs, diverged seeds out of all,
+        then the ranges of ``C_{L-1}/C_1``, ``C_2/C_1``, ``C_{L-1}/C_{L-2}``, ``D_1``,
+        ``D_{L-1}`` and the final loss (:func:`seed_study_summary`).
+
+    Examples
+    --------
+    >>> row = {"name": "a", "seed": 0, "diverged": False, "final_loss": 0.1, "train_acc": 1.0,
+    ...        "setting": {"loss": "mse", "lr": 0.01, "epochs": 5},
+    ...        "layers": {"compression": [2.0, 1.0, 0.5, 0.4],
+    ...                   "discrimination": [0.0, 0.2, 0.5, 0.9]}}
+    >>> print(format_seed_study({"names": ["a"], "runs": [row]}).splitlines()[1].split()[:4])
+    ['a', 'mse', '0.01', '5']
+
+    Used in: ch06.
+    """
+    summ = seed_study_summary(study)
+
+    def rng(v: list[float], fmt: str) -> str:
+        return "-" if not v else f"{min(v):{fmt}}-{max(v):{fmt}}"
+
+    head = (f"{'setting':<10} {'loss':<13} {'lr':>5} {'epochs':>6} {'div.':>4} "
+            f"{'C_L-1/C_1':>11} {'C_2/C_1':>11} {'C_L-1/C_L-2':>11} {'D_1':>9} {'D_L-1':>9} "
+            f"{'loss':>15}")
+    lines = [head]
+    for name, s in summ.items():
+        lines.append(
+            f"{name:<10} {s['loss']:<13} {s['lr']:>5g} {s['epochs']:>6} "
+            f"{s['diverged']:>2}/{s['num_seeds']:<1} "
+            f"{rng(s['compression_ratio'], '.3f'):>11} {rng(s['first_ratio'], '.2f'):>11} "
+            f"{rng(s['last_ratio'], '.2f'):>11} {rng(s['discrimination_first'], '.2f'):>9} "
+            f"{rng(s['discrimination_last'], '.2f'):>9} {rng(s['final_loss'], '.1e'):>15}")
+    return "\n".join(lines)
+
+
+def weight_decay_exposure(lr: float, weight_decay: float, epochs: int, num_train: int,
+                          batch_size: int, momentum: float = 0.0) -> float:
+    """``lr * weight_decay * steps / (1 - momentum)``: how far weight decay alone shrinks.
+
+    Decay alone multiplies the weights by ``1 - lr * wd`` per step of plain SGD, so after
+    ``steps = epochs * ceil(num_train / batch_size)`` steps at a constant learning rate by
+    ``exp(-lr * wd * steps)`` to first order. Heavy-ball momentum ``beta`` amplifies a steady
+    step by ``1 / (1 - beta)``. A cosine schedule lowers the sum of the learning rates (to
+    about half), so the value is an upper bound for it. Much less than one: the decay hardly
+    acts; of order one or more: the weights are shaped by the regulariser.
+
+    Parameters
+    ----------
+    lr, weight_decay : float
+        Peak learning rate and weight decay (``>= 0``).
+    epochs, num_train, batch_size : int
+        Passes over the data, training samples and mini-batch size.
+    momentum : float, default 0.0
+        ``0 <= momentum < 1``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(weight_decay_exposure(1e-4, 1e-4, 400, 50_000, 128), 6)  # the paper's CIFAR runs
+    0.001564
+
+    Used in: ch06.
+    """
+    lr = check_float(lr, "lr", minimum=0.0)
+    weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+    epochs = check_int(epochs, "epochs", minimum=1)
+    num_train = check_int(num_train, "num_train", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    momentum = check_float(momentum, "momentum", minimum=0.0)
+    if momentum >= 1:
+        raise ValueError(f"momentum must be < 1, got {momentum}")
+    steps = epochs * math.ceil(num_train / batch_size)
+    return lr * weight_decay * steps / (1.0 - momentum)
 
 
 # ----------------------------------------------------------------------------------------
@@ -690,12 +1077,15 @@ def plot_compression(
     ax: Any | None = None,
     logits: bool = True,
     paper: bool = False,
+    floors: Mapping[str, Sequence[float]] | None = None,
 ) -> tuple[Any, Any]:
     """``C_l`` against the layer (log scale) for some settings, with their geometric fits.
 
     Markers: measured ``C_l`` (l = 0..L-1); solid line: the fit over ``l >= 1``; open
     marker at ``l = L``: the logits' ``C_L`` (the floor, see chapter 6); crosses: the
-    paper's F7 values for the same depth, plotted from ``l = 0`` (``paper=True``).
+    F7 values of the authors' project page for the same depth, plotted from ``l = 0``
+    (``paper=True``); dashed line with plus signs: an analytic floor ``F_0..F_L`` per
+    setting (``floors``, e.g. :func:`pncutils.theory.compression_floor`).
 
     Parameters
     ----------
@@ -709,6 +1099,8 @@ def plot_compression(
         Draw the logits' ``C_L``.
     paper : bool, default False
         Overlay :data:`PAPER_FIG7` for the depths drawn.
+    floors : mapping of str to sequence of float, optional
+        Per setting name, values ``F_0, ..., F_L`` drawn at ``l = 0..L``.
 
     Returns
     -------
@@ -724,12 +1116,20 @@ def plot_compression(
     >>> ax.get_yscale(), len(ax.get_lines())
     ('log', 3)
     >>> plt.close(fig)
+    >>> fig, ax = plot_compression({"settings": [s]}, floors={"toy": [1.0, 0.4, 0.2, 0.2]})
+    >>> len(ax.get_lines())
+    4
+    >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 
     from pncutils.plotting import COLORS
 
     rows = _select_rows(_check_results(results), names)
+    floors = dict(floors or {})
+    unknown = sorted(set(floors) - {r["name"] for r in rows})
+    if unknown:
+        raise ValueError(f"floors given for settings not drawn: {unknown}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
     else:
@@ -749,13 +1149,17 @@ def plot_compression(
                         alpha=0.7, lw=1.2)
         if logits:
             ax.semilogy([len(C)], [r["logits"]["compression"]], "o", mfc="none", color=color)
+        if r["name"] in floors:
+            F = np.asarray(floors[r["name"]], dtype=float)
+            ax.semilogy(np.arange(len(F)), F, "+--", color=color, lw=1.0,
+                        label=f"{r['name']}: floor")
         depth = r["setting"]["depth"]
         if paper and depth in PAPER_FIG7 and depth not in drawn_paper:
             drawn_paper.add(depth)
             vals = PAPER_FIG7[depth]
             pts = [(l, v) for l, v in enumerate(vals) if v is not None]
             ax.semilogy([p[0] for p in pts], [p[1] for p in pts], "x--", color=color, lw=0.8,
-                        alpha=0.6, label=f"paper, L = {depth}")
+                        alpha=0.6, label=f"project page, L = {depth}")
     ax.set_xlabel("layer $l$ (open marker: logits, $l = L$)")
     ax.set_ylabel(r"$C_l = \mathrm{tr}\,\Sigma_W / \mathrm{tr}\,\Sigma_B$ (log scale)")
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))

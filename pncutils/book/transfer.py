@@ -59,6 +59,7 @@ __all__ = [
     "PROBE_RIDGE_GRID",
     "cv_probe_ridge",
     "probe_accuracy",
+    "feature_geometry",
     "transfer_metrics",
     "run_experiment",
     "summary_table",
@@ -441,6 +442,70 @@ def probe_accuracy(
     return linear_probe_accuracy(H, y, H_test, y_test, ridge=ridge), ridge
 
 
+def feature_geometry(H: Any, y: Any, alpha: float = 1.0) -> dict[str, float]:
+    """How far features are from the theory's orthogonal inputs, and which regime they are in.
+
+    The idealised rate of chapter 3 is ``rho = eps^2 / s_bar^{2/L}``, with ``s_bar`` the geometric
+    mean of the nonzero singular values of the minimum-norm least-squares map
+    ``W* = alpha^{-1} Y^T (H^+)^T`` (:func:`pncutils.theory.least_squares_map`). For orthogonal
+    rows of common norm ``r`` with ``n`` samples per class, ``s_bar = sqrt(n) / (alpha r)``. A
+    deeper network shares the signal among more layers, which de-compresses its first layers
+    exactly when the per-layer gain ``s_bar^{1/L}`` exceeds one: ``alpha^2 r^2 < n`` for
+    orthogonal rows, ``s_bar > 1`` in general.
+
+    Parameters
+    ----------
+    H : Tensor or ndarray, shape (N, D)
+        Features (or inputs), one row per sample; zero rows are left out of ``mean_cosine``.
+    y : Tensor or ndarray, shape (N,)
+        Integer labels in ``[0, K)``.
+    alpha : float, default 1.0
+        Output scale of the loss.
+
+    Returns
+    -------
+    dict
+        ``norm_sq``: ``r^2``, the mean of ``||h_i||^2``; ``mean_cosine``: the mean over pairs
+        ``i != j`` of ``<h_i, h_j> / (||h_i|| ||h_j||)`` (0 for orthogonal rows; signed);
+        ``num_per_class``: ``n = N / K``; ``norm_ratio``: ``alpha^2 r^2 / n`` (below one: the
+        de-compressing regime *if* the rows were orthogonal); ``signal_gain``: ``s_bar``
+        measured (singular values below ``max(K, D) * 2.2e-16 * s_max`` are left out).
+
+    Examples
+    --------
+    Orthogonal rows of norm 3, two classes of two: ``s_bar = sqrt(2) / 3``.
+
+    >>> H = 3.0 * torch.eye(4, 6); y = torch.tensor([0, 0, 1, 1])
+    >>> g = feature_geometry(H, y)
+    >>> g["norm_sq"], g["mean_cosine"], g["norm_ratio"], round(g["signal_gain"], 6)
+    (9.0, 0.0, 4.5, 0.471405)
+
+    Used in: ch07.
+    """
+    from pncutils._checks import check_features, check_labels
+    from pncutils.theory import least_squares_map
+
+    H = check_features(H)
+    y, K = check_labels(y, H.shape[0], None, device=H.device)
+    alpha = check_float(alpha, "alpha", minimum=0.0, strict=True)
+    N, D = H.shape
+    norms = H.norm(dim=1)
+    unit = H[norms > 0] / norms[norms > 0, None]
+    M = unit.shape[0]
+    # sum over i != j of cos(h_i, h_j) = ||sum_i u_i||^2 - M, without the (M, M) Gram matrix
+    mean_cos = ((unit.sum(0).square().sum() - M) / (M * (M - 1))).item() if M > 1 else 0.0
+    s = torch.linalg.svdvals(least_squares_map(H, y, alpha))
+    s = s[s > s.max() * max(K, D) * torch.finfo(torch.float64).eps]
+    norm_sq = float(norms.square().mean())
+    return {
+        "norm_sq": norm_sq,
+        "mean_cosine": float(mean_cos),
+        "num_per_class": N / K,
+        "norm_ratio": alpha**2 * norm_sq / (N / K),
+        "signal_gain": float(s.log().mean().exp()),
+    }
+
+
 def transfer_metrics(
     model: nn.Module,
     backbone_depth: int,
@@ -449,6 +514,7 @@ def transfer_metrics(
     target_test: tuple[Any, Any],
     probe_ridge: float | str = "cv",
     batch_size: int = 4096,
+    alpha: float = 1.0,
 ) -> dict[str, Any]:
     """Transfer accuracy and geometry of a pre-trained extractor (the head discarded).
 
@@ -466,7 +532,10 @@ def transfer_metrics(
       excluded);
     - ``head_transfer_acc``: the same probe fitted on each of these layers instead of the
       extractor's output (``m`` values; the first is ``transfer_acc``): what keeping the
-      head would give; ``head_probe_ridge``: their ridges.
+      head would give; ``head_probe_ridge``: their ridges;
+    - ``feature_norm_sq``, ``feature_cosine``, ``feature_norm_ratio`` and ``signal_gain``:
+      :func:`feature_geometry` of ``H`` on the source training images (``r^2``, the mean
+      pairwise cosine, ``alpha^2 r^2 / n`` and ``s_bar``), the inputs of the linear head.
 
     Parameters
     ----------
@@ -480,13 +549,16 @@ def transfer_metrics(
         Ridge of every probe, relative to the mean squared feature scale, or ``"cv"``:
         chosen per probe by :func:`cv_probe_ridge` on the target training features.
     batch_size : int, default 4096
+    alpha : float, default 1.0
+        Output scale of the pre-training loss (for ``signal_gain`` and ``feature_norm_ratio``).
 
     Returns
     -------
     dict
         ``transfer_acc``, ``probe_ridge``, ``compression_source``, ``compression_target``,
         ``discrimination_source``, ``discrimination_target``, ``nc1_source``,
-        ``nc1_target`` (floats), ``head_compression``, ``head_transfer_acc`` and
+        ``nc1_target``, ``feature_norm_sq``, ``feature_cosine``, ``feature_norm_ratio``,
+        ``signal_gain`` (floats), ``head_compression``, ``head_transfer_acc`` and
         ``head_probe_ridge`` (lists of ``m`` floats).
 
     Examples
@@ -519,6 +591,7 @@ def transfer_metrics(
     probes = [probe_accuracy(A, yt, B, ye, probe_ridge)
               for A, B in zip(head_t, head_e, strict=True)]
     accs, ridges = [p[0] for p in probes], [p[1] for p in probes]
+    geo = feature_geometry(Hs, ys, alpha)
     return {
         "transfer_acc": accs[0],
         "probe_ridge": ridges[0],
@@ -528,6 +601,10 @@ def transfer_metrics(
         "discrimination_target": metrics.discrimination(Ht, yt),
         "nc1_source": metrics.nc1(Hs, ys),
         "nc1_target": metrics.nc1(Ht, yt),
+        "feature_norm_sq": geo["norm_sq"],
+        "feature_cosine": geo["mean_cosine"],
+        "feature_norm_ratio": geo["norm_ratio"],
+        "signal_gain": geo["signal_gain"],
         "head_compression": [metrics.compression(H, ys) for H in head],
         "head_transfer_acc": accs,
         "head_probe_ridge": ridges,
@@ -557,6 +634,7 @@ def _accuracy(model: nn.Module, X: Tensor, y: Tensor, batch_size: int) -> float:
 
 _METRICS = ("transfer_acc", "compression_source", "compression_target",
             "discrimination_source", "discrimination_target", "nc1_source", "nc1_target",
+            "feature_norm_sq", "feature_cosine", "feature_norm_ratio", "signal_gain",
             "source_test_acc", "final_loss")
 
 
@@ -581,6 +659,7 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     dict
         JSON-serialisable: ``seeds``, data sizes, ``raw_pixel_transfer_acc`` (the probe on
         the raw target pixels, for reference) and its ``raw_pixel_probe_ridge``,
+        ``raw_pixel_geometry`` (:func:`feature_geometry` of the source training pixels),
         ``per_seed`` (one record per ``(m, seed)``), ``summary`` (per ``m``:
         ``<metric>_mean`` / ``<metric>_std`` lists over the seeds, and
         ``head_compression_mean`` / ``_std``: per ``m`` the list ``[C_b, ..., C_{L-1}]``),
@@ -621,6 +700,7 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     K = len(cfg.source_classes)
     # the reference: the same probe on the raw target pixels, its ridge chosen the same way
     raw, raw_ridge = probe_accuracy(tgt[0], tgt[1], tgt_test[0], tgt_test[1], cfg.probe_ridge)
+    raw_geometry = feature_geometry(src[0], src[1], cfg.alpha)  # the network's own inputs
     data_s = time.perf_counter() - t_start
 
     per_seed: list[dict[str, Any]] = []
@@ -638,7 +718,7 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
             hist = train(net, src[0], src[1], tcfg, device=dev)
             t0 = time.perf_counter()
             rec = transfer_metrics(net, b, src, tgt, tgt_test, cfg.probe_ridge,
-                                   cfg.eval_batch_size)
+                                   cfg.eval_batch_size, alpha=cfg.alpha)
             rec.update(head_layers=m, seed=s, final_loss=hist.final_loss,
                        source_test_acc=_accuracy(net, *src_test, cfg.eval_batch_size),
                        train_wall_time_s=hist.wall_time)
@@ -671,6 +751,7 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
         "num_source_test": int(src_test[0].shape[0]),
         "raw_pixel_transfer_acc": raw,
         "raw_pixel_probe_ridge": raw_ridge,
+        "raw_pixel_geometry": raw_geometry,
         "per_seed": per_seed,
         "summary": summary,
         "wall_time_s": {"data": data_s, "train": train_s, "analysis": analysis_s,

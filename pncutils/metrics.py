@@ -694,6 +694,19 @@ class LayerTable:
         return f"<table {table}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _append_row(rows: dict[str, list[float]], layer: int, trace_within: float,
+                trace_between: float, means: Tensor, nc1_value: float, centered: bool) -> None:
+    """One layer's row of :data:`TABLE_COLUMNS`, from its moments: the one place that turns
+    traces, uncentred class means ``(K, D)`` and NC1 into a row, for :func:`layerwise` and
+    :class:`LayerwiseStats` alike (a new column is written here once)."""
+    rows["layer"].append(layer)
+    rows["compression"].append(_ratio(trace_within, trace_between))
+    rows["discrimination"].append(_discrimination_from_means(means, centered))
+    rows["nc1"].append(nc1_value)
+    rows["trace_within"].append(trace_within)
+    rows["trace_between"].append(trace_between)
+
+
 def _features_list(features: Any, name: str = "features") -> list[Any]:
     if isinstance(features, Tensor | str) or not isinstance(features, Sequence):
         raise ValueError(
@@ -752,13 +765,8 @@ def layerwise(
         except ValueError as err:
             raise ValueError(f"layer {layer}: {err}") from err
         m = _Moments(H, y_l, K, with_nc1=True)
-        trW, trB = m.trace_within(), m.trace_between()
-        rows["layer"].append(layer)
-        rows["compression"].append(_ratio(trW, trB))
-        rows["discrimination"].append(_discrimination_from_means(m.means, centered))
-        rows["nc1"].append(m.nc1(rtol))
-        rows["trace_within"].append(trW)
-        rows["trace_between"].append(trB)
+        _append_row(rows, layer, m.trace_within(), m.trace_between(), m.means, m.nc1(rtol),
+                    centered)
     return LayerTable(rows)
 
 
@@ -904,17 +912,10 @@ class LayerwiseStats:
             Sigma_W = self._scatter[layer] / N  # (D, D), or its trace
             trW = float(torch.diagonal(Sigma_W).sum()) if self.track_nc1 else float(Sigma_W)
             Mc = Ms - Ms.mean(0)
-            trB = float((Mc * Mc).sum()) / K
-            rows["layer"].append(layer)
-            rows["compression"].append(_ratio(trW, trB))
-            rows["discrimination"].append(
-                _discrimination_from_means(Ms + self._shift[layer], self.centered)
-            )
-            rows["nc1"].append(
-                _nc1_from_scatter(Sigma_W, Mc, self.rtol) if self.track_nc1 else float("nan")
-            )
-            rows["trace_within"].append(trW)
-            rows["trace_between"].append(trB)
+            nc1_value = (_nc1_from_scatter(Sigma_W, Mc, self.rtol) if self.track_nc1
+                         else float("nan"))
+            _append_row(rows, layer, trW, float((Mc * Mc).sum()) / K, Ms + self._shift[layer],
+                        nc1_value, self.centered)
         return LayerTable(rows)
 
 

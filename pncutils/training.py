@@ -448,30 +448,7 @@ def train(
     >>> h.loss[-1] < 0.1 * h.loss[0], h.epochs_run
     (True, 200)
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(cfg, TrainConfig):
-        raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
-    dtype = _param_dtype(model)
-    dev = _resolve_device(device, dtype)
-    X = _check_inputs(X, getattr(model, "in_dim", None))
-    N = X.shape[0]
-    model.to(dev)
-    X = X.to(device=dev, dtype=dtype)
-    K = _num_classes(model, X)
-    y = _check_targets(y, N, K).to(dev)
-    if not bool(torch.isfinite(X).all()):
-        raise ValueError("X contains NaN or Inf values")
-    if cfg.eval_every is not None and not hasattr(model, "features"):
-        raise ValueError("eval_every needs a model with a features(x) method")
-    full_batch = cfg.batch_size is None
-    B = N if full_batch else cfg.batch_size
-    if not full_batch and _has_batch_norm(model) and N % B == 1:  # type: ignore[operator]
-        raise ValueError(
-            f"N={N} and batch_size={B} leave a last mini-batch of 1 sample, which BatchNorm "
-            "cannot normalise in training mode; choose another batch_size"
-        )
-
+    dev, dtype, X, y, K, B = _train_inputs(model, X, y, cfg, device)
     T = _targets(y, K, cfg.loss, dtype)  # (N, K) one-hot, or (N,) labels
     # one fused kernel per step on CUDA (the `fused` argument exists only in torch >= 2.3)
     fused = {"fused": True} if dev.type == "cuda" else {}
@@ -502,23 +479,8 @@ def train(
         lr = learning_rate(cfg, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
-        if full_batch:
-            loss = loss_fn(X, T)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total = loss.detach()
-        else:
-            perm = torch.randperm(N, generator=order_gen).to(dev, non_blocking=True)
-            total = torch.zeros((), dtype=dtype, device=dev)
-            for start in range(0, N, B):  # type: ignore[arg-type]
-                idx = perm[start : start + B]
-                loss = loss_fn(X.index_select(0, idx), T.index_select(0, idx))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * idx.shape[0]
-            total = total / N
+        total = _one_epoch(opt, loss_fn, X, T, None if cfg.batch_size is None else B,
+                           order_gen)
         epoch_loss = float(total.item())  # the one device -> host read of the epoch
         hist.loss.append(epoch_loss)
         hist.lr.append(lr)
@@ -539,6 +501,62 @@ def train(
         hist.metrics[hist.epochs_run] = _evaluate(model, X, y, K)
     model.eval()
     return hist
+
+
+def _train_inputs(model: Any, X: Any, y: Any, cfg: Any, device: Any
+                  ) -> tuple[torch.device, torch.dtype, Tensor, Tensor, int, int]:
+    """Validate `train`'s arguments; the model moves to the device, X and y with it.
+
+    Returns ``(device, dtype, X (N, D_in), y (N,), K, batch size)``.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(cfg, TrainConfig):
+        raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    dtype = _param_dtype(model)
+    dev = _resolve_device(device, dtype)
+    X = _check_inputs(X, getattr(model, "in_dim", None))
+    N = X.shape[0]
+    model.to(dev)
+    X = X.to(device=dev, dtype=dtype)
+    K = _num_classes(model, X)
+    y = _check_targets(y, N, K).to(dev)
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError("X contains NaN or Inf values")
+    if cfg.eval_every is not None and not hasattr(model, "features"):
+        raise ValueError("eval_every needs a model with a features(x) method")
+    B = N if cfg.batch_size is None else cfg.batch_size
+    if cfg.batch_size is not None and _has_batch_norm(model) and N % B == 1:
+        raise ValueError(
+            f"N={N} and batch_size={B} leave a last mini-batch of 1 sample, which BatchNorm "
+            "cannot normalise in training mode; choose another batch_size"
+        )
+    return dev, dtype, X, y, K, B
+
+
+def _one_epoch(opt: torch.optim.Optimizer, loss_fn: Any, X: Tensor, T: Tensor, B: int | None,
+               order_gen: torch.Generator) -> Tensor:
+    """One pass over the data: one full-batch step when ``B`` is None, else shuffled mini-batches.
+
+    Returns the epoch's mean loss as a 0-d tensor on the data's device (no host read).
+    """
+    N = X.shape[0]
+    if B is None:
+        loss = loss_fn(X, T)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+    perm = torch.randperm(N, generator=order_gen).to(X.device, non_blocking=True)
+    total = torch.zeros((), dtype=X.dtype, device=X.device)
+    for start in range(0, N, B):
+        idx = perm[start : start + B]
+        loss = loss_fn(X.index_select(0, idx), T.index_select(0, idx))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach() * idx.shape[0]
+    return total / N
 
 
 # ----------------------------------------------------------------------------------------

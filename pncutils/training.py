@@ -684,25 +684,7 @@ def train_many(
     dev = _resolve_device(device, dtype)
     K, L = ref.num_classes, ref.depth
 
-    X = as_tensor(X, "X")
-    if X.ndim == 2:
-        X = _check_inputs(X, ref.in_dim).unsqueeze(0).expand(S, -1, -1)
-    elif X.ndim == 3:
-        if X.shape[0] != S:
-            raise ValueError(f"X has shape {tuple(X.shape)}: its first dimension must be S={S}")
-        X = torch.stack([_check_inputs(X[s], ref.in_dim, f"X[{s}]") for s in range(S)])
-    else:
-        raise ValueError(f"X must have shape (N, D_in) or (S, N, D_in), got {tuple(X.shape)}")
-    N = X.shape[1]
-    y = as_tensor(y, "y")
-    if y.ndim == 1:
-        y = _check_targets(y, N, K).unsqueeze(0).expand(S, -1)
-    elif y.ndim == 2:
-        if y.shape[0] != S:
-            raise ValueError(f"y has shape {tuple(y.shape)}: its first dimension must be S={S}")
-        y = torch.stack([_check_targets(y[s], N, K, f"y[{s}]") for s in range(S)])
-    else:
-        raise ValueError(f"y must have shape (N,) or (S, N), got {tuple(y.shape)}")
+    X, y = _stacked_data(X, y, S, ref.in_dim, K)
     X = X.to(device=dev, dtype=dtype)  # (S, N, D_in)
     y = y.to(dev)  # (S, N)
     if not bool(torch.isfinite(X).all()):
@@ -751,24 +733,9 @@ def train_many(
             H = torch.bmm(H, W.transpose(1, 2))  # (S, N, d_l)
         losses = _loss(H, T, alpha, c0.loss)  # (S,)
         grads = torch.autograd.grad(losses.sum(), Ws)
-        with torch.no_grad():
-            for W, g, b in zip(Ws, grads, bufs, strict=True):
-                g = g + wd * W  # torch.optim.SGD: weight decay enters the gradient
-                b.mul_(mom).add_(g)  # first step: b = g, as torch.optim.SGD
-                W.copy_(torch.where(active_dev, W - lr * b, W))
+        _sgd_step(Ws, grads, bufs, lr, mom, wd, active_dev)
         values = losses.detach().cpu().tolist()  # the one device -> host read of the epoch
-        stopped = []
-        for s in range(S):
-            if not active[s]:
-                continue
-            hists[s].loss.append(values[s])
-            hists[s].lr.append(lrs[s])
-            thr = cfgs[s].loss_threshold
-            if not math.isfinite(values[s]):
-                stopped.append(s)
-            elif thr is not None and values[s] < thr:
-                hists[s].converged = True
-                stopped.append(s)
+        stopped = _record(hists, values, lrs, cfgs, active)
         if stopped:
             for s in stopped:
                 active[s] = False
@@ -790,3 +757,55 @@ def train_many(
             h.metrics[h.epochs_run] = _evaluate(models[s], X[s], y[s], K)
         models[s].eval()
     return hists
+
+
+def _stacked_data(X: Any, y: Any, S: int, in_dim: int, K: int) -> tuple[Tensor, Tensor]:
+    """`train_many`'s data as ``(S, N, D_in)`` inputs and ``(S, N)`` labels (shared or per run)."""
+    X = as_tensor(X, "X")
+    if X.ndim == 2:
+        X = _check_inputs(X, in_dim).unsqueeze(0).expand(S, -1, -1)
+    elif X.ndim == 3:
+        if X.shape[0] != S:
+            raise ValueError(f"X has shape {tuple(X.shape)}: its first dimension must be S={S}")
+        X = torch.stack([_check_inputs(X[s], in_dim, f"X[{s}]") for s in range(S)])
+    else:
+        raise ValueError(f"X must have shape (N, D_in) or (S, N, D_in), got {tuple(X.shape)}")
+    N = X.shape[1]
+    y = as_tensor(y, "y")
+    if y.ndim == 1:
+        y = _check_targets(y, N, K).unsqueeze(0).expand(S, -1)
+    elif y.ndim == 2:
+        if y.shape[0] != S:
+            raise ValueError(f"y has shape {tuple(y.shape)}: its first dimension must be S={S}")
+        y = torch.stack([_check_targets(y[s], N, K, f"y[{s}]") for s in range(S)])
+    else:
+        raise ValueError(f"y must have shape (N,) or (S, N), got {tuple(y.shape)}")
+    return X, y
+
+
+def _sgd_step(Ws: list[Tensor], grads: Sequence[Tensor], bufs: list[Tensor], lr: Tensor,
+              mom: Tensor, wd: Tensor, active: Tensor) -> None:
+    """One SGD step of every stacked weight, exactly as ``torch.optim.SGD`` (no dampening)."""
+    with torch.no_grad():
+        for W, g, b in zip(Ws, grads, bufs, strict=True):
+            g = g + wd * W  # torch.optim.SGD: weight decay enters the gradient
+            b.mul_(mom).add_(g)  # first step: b = g, as torch.optim.SGD
+            W.copy_(torch.where(active, W - lr * b, W))
+
+
+def _record(hists: list[History], values: list[float], lrs: list[float],
+            cfgs: list[TrainConfig], active: list[bool]) -> list[int]:
+    """Append the epoch to the active runs' histories; return the runs that stop now."""
+    stopped = []
+    for s, value in enumerate(values):
+        if not active[s]:
+            continue
+        hists[s].loss.append(value)
+        hists[s].lr.append(lrs[s])
+        thr = cfgs[s].loss_threshold
+        if not math.isfinite(value):
+            stopped.append(s)
+        elif thr is not None and value < thr:
+            hists[s].converged = True
+            stopped.append(s)
+    return stopped

@@ -79,6 +79,18 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.get_default_dtype()
 
 
+def _place_model(model: nn.Module, device: Any) -> tuple[torch.device, torch.dtype]:
+    """The model's device and dtype; with `device`, the model moves there first."""
+    if device is None:
+        return _model_device_dtype(model)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must name a torch device, got {device!r}") from err
+    model.to(dev)
+    return dev, _model_device_dtype(model)[1]
+
+
 # ----------------------------------------------------------------------------------------
 # streaming statistics for the rank and the probe
 # ----------------------------------------------------------------------------------------
@@ -254,15 +266,7 @@ def layer_report(
     if energy == 0.0:
         raise ValueError("energy must be in (0, 1], got 0.0")
     probe_ridge = check_float(probe_ridge, "probe_ridge", minimum=0.0)
-    if device is None:
-        dev, dtype = _model_device_dtype(model)
-    else:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device must name a torch device, got {device!r}") from err
-        model.to(dev)
-        dtype = _model_device_dtype(model)[1]
+    dev, dtype = _place_model(model, device)
     # float64 statistics: MPS has none, so they live on the CPU there
     stat_dev = torch.device("cpu") if dev.type == "mps" else dev
 

@@ -205,7 +205,8 @@ def test_the_seed_enters_the_config_the_hash_and_the_file_name(tmp_path, fig4_pa
     path = run("fig4", "quick", device="cpu", out_dir=tmp_path, seed=5)
     res, ref = load_result(path), load_result(fig4_path)
     assert path.name == "fig4-quick-seed5.json"
-    assert res["config"]["seed"] == 5 and res["results"]["seeds"] == [5, 6, 7]
+    assert res["config"]["seed"] == 5 and res["results"]["base_seed"] == 5
+    assert res["results"]["seeds"] == [0, 1, 2]  # the streams (5, s) of base seed 5
     assert res["config_hash"] != ref["config_hash"]
     verify_result(path, against_registry=True)
 
@@ -671,3 +672,33 @@ def test_the_checkout_is_found_from_any_working_directory(tmp_path, monkeypatch)
         commit, dirty = reproduce._git_info()
         assert commit is not None and re.fullmatch(r"[0-9a-f]{40}", commit.strip())
         assert isinstance(dirty, bool)
+
+
+def test_fig4_is_chapter_3s_experiment_with_its_seeding():
+    """One Figure-4 driver: the result is experiments.synthetic_runs with the same streams."""
+    from pncutils.book.experiments import synthetic_runs
+
+    cfg = EXPERIMENTS["fig4"].scales["quick"].replace(num_seeds=2, epochs=400, seed=3)
+    r = reproduce.compute("fig4", cfg, "cpu")
+    runs = synthetic_runs(cfg.num_classes, cfg.num_per_class, cfg.dim, cfg.depth,
+                          cfg.init_scale, cfg.alpha, cfg.num_seeds, max_epochs=400,
+                          schedule_epochs=400, seed=3, device="cpu")
+    assert r["base_seed"] == 3 and r["seeds"] == [0, 1]
+    for s, rec in enumerate(r["per_seed"]):
+        assert rec["measured"] == runs.measured[s].to_dict()  # the same numbers, bit for bit
+        assert rec["epochs_run"] == runs.histories[s].epochs_run
+        assert rec["measured_rate"] == pytest.approx(float(runs.rates()[s]), rel=1e-12)
+
+
+def test_committed_fig4_files_agree_with_chapter_3():
+    """The committed quick file is what chapter 3 computes at quick scale (base seed 0)."""
+    from pncutils.book.experiments import synthetic_runs
+
+    path = reproduce.result_path("fig4", "quick", reproduce.default_out_dir(), 0)
+    res = load_result(path)
+    cfg = res["config"]
+    runs = synthetic_runs(cfg["num_classes"], cfg["num_per_class"], cfg["dim"], cfg["depth"],
+                          cfg["init_scale"], cfg["alpha"], cfg["num_seeds"], seed=cfg["seed"],
+                          device="cpu")
+    got = [p["measured_rate"] for p in res["results"]["per_seed"]]
+    assert got == pytest.approx(runs.rates().tolist(), rel=1e-9)

@@ -598,74 +598,26 @@ _HYBRID_SCALES = {
 
 
 def _fig4(cfg: Config, device: torch.device) -> dict[str, Any]:
-    """Train deep linear networks by GD on the paper's synthetic data and compare with theory."""
+    """Figure 4: chapter 3's experiment (:func:`experiments.synthetic_runs`, the same seeding:
+    independent data and weight streams per seed) and its comparison with the theory."""
     from pncutils import theory
-    from pncutils.data import orthogonal_dataset
-    from pncutils.metrics import geometric_rate, layerwise, linear_fit
-    from pncutils.models import DeepLinearNetwork
-    from pncutils.training import TrainConfig, train_many
+    from pncutils.book.experiments import synthetic_runs
 
-    seeds = list(range(cfg.seed, cfg.seed + cfg.num_seeds))
-    Xs, ys, nets = [], [], []
-    for s in seeds:
-        gen = torch.Generator().manual_seed(s)  # data first, then the weights
-        X, y = orthogonal_dataset(cfg.num_classes, cfg.num_per_class, cfg.dim,
-                                  cfg.perturbation, generator=gen, dtype=torch.float64)
-        net = DeepLinearNetwork(cfg.dim, cfg.width, cfg.num_classes, cfg.depth,
-                                init_scale=cfg.init_scale, generator=gen).double()
-        Xs.append(X)
-        ys.append(y)
-        nets.append(net)
-    tcfgs = [
-        TrainConfig(lr=cfg.lr, epochs=cfg.epochs, alpha=cfg.alpha, schedule="cosine",
-                    min_lr_ratio=cfg.min_lr_ratio, loss_threshold=cfg.loss_threshold,
-                    seed=s, progress=False)
-        for s in seeds
-    ]
-    hists = train_many(nets, torch.stack(Xs), torch.stack(ys), tcfgs, device=device)
-    L = cfg.depth
-    ideal = theory.ideal_compression_rate(cfg.init_scale, cfg.alpha, cfg.num_per_class, L)
-    per_seed = []
-    for s, X, y, net, hist in zip(seeds, Xs, ys, nets, hists, strict=True):
-        with torch.no_grad():
-            measured = layerwise(net.features(X.to(device)), y, num_classes=cfg.num_classes)
-        predicted = theory.predicted_metrics(X, y, L, cfg.init_scale, cfg.alpha)
-        first_order = theory.first_order_discrimination(X, y, L, cfg.alpha)
-        layers = list(range(L))
-        C, D = measured.compression.tolist(), measured.discrimination.tolist()
-        c_fit = linear_fit(layers, [math.log(c) for c in C])
-        d_fit = linear_fit(layers[1:], D[1:])
-        d_pred = linear_fit(layers[1:], predicted.discrimination.tolist()[1:])
-        bulk = theory.bulk_singular_values(net, cfg.num_classes)
-        per_seed.append({
-            "seed": s,
-            "epochs_run": hist.epochs_run,
-            "converged": hist.converged,
-            "final_loss": hist.final_loss,
-            "loss_curve": _subsample_curve(hist.loss),
-            "orthogonality_gap": theory.orthogonality_gap(X, "max"),
-            "measured": measured.to_dict(),
-            "predicted": predicted.to_dict(),
-            "first_order_discrimination": first_order.to_dict(),
-            "measured_rate": geometric_rate(C[1:]),
-            "predicted_rate": geometric_rate(predicted.compression.tolist()[1:]),
-            "log_compression_fit": {"slope": c_fit.slope, "intercept": c_fit.intercept,
-                                    "r2": c_fit.r2},
-            "discrimination_fit": {"slope": d_fit.slope, "intercept": d_fit.intercept,
-                                   "r2": d_fit.r2},
-            "predicted_discrimination_slope": d_pred.slope,
-            "discrimination_max_abs_error": max(
-                abs(a - b) for a, b in zip(D[1:], predicted.discrimination.tolist()[1:],
-                                           strict=True)),
-            "min_norm_residual": theory.min_norm_residual(net, X, y, cfg.alpha),
-            "balancedness": theory.balancedness(net),
-            "bulk_singular_values": _mean_std(bulk.flatten().tolist()),
-        })
+    runs = synthetic_runs(
+        cfg.num_classes, cfg.num_per_class, cfg.dim, cfg.depth, cfg.init_scale, cfg.alpha,
+        num_seeds=cfg.num_seeds, width=cfg.width, lr=cfg.lr, max_epochs=cfg.epochs,
+        loss_threshold=cfg.loss_threshold, schedule_epochs=cfg.epochs,
+        min_lr_ratio=cfg.min_lr_ratio, perturbation=cfg.perturbation, seed=cfg.seed,
+        device=device)
+    ideal = theory.ideal_compression_rate(cfg.init_scale, cfg.alpha, cfg.num_per_class,
+                                          cfg.depth)
+    per_seed = [_fig4_seed(cfg, runs, s) for s in range(cfg.num_seeds)]
     measured_rates = [p["measured_rate"] for p in per_seed]
     mean_rate = sum(measured_rates) / len(measured_rates)
     predicted_mean = sum(p["predicted_rate"] for p in per_seed) / len(per_seed)
     return {
-        "seeds": seeds,
+        "base_seed": cfg.seed,
+        "seeds": list(range(cfg.num_seeds)),  # the streams s of base seed `base_seed`
         "ideal_rate": ideal,
         "per_seed": per_seed,
         "summary": {
@@ -689,6 +641,44 @@ def _fig4(cfg: Config, device: torch.device) -> dict[str, Any]:
     }
 
 
+def _fig4_seed(cfg: Config, runs: Any, s: int) -> dict[str, Any]:
+    """The per-seed record of Figure 4: measured, predicted, fits and assumption checks."""
+    from pncutils import theory
+    from pncutils.metrics import geometric_rate, linear_fit
+
+    X, y, net, hist = runs.X[s], runs.y, runs.models[s], runs.histories[s]
+    measured, predicted = runs.measured[s], runs.predicted[s]
+    layers = list(range(cfg.depth))
+    C, D = measured.compression.tolist(), measured.discrimination.tolist()
+    D_pred = predicted.discrimination.tolist()
+    c_fit = linear_fit(layers, [math.log(c) for c in C])
+    d_fit = linear_fit(layers[1:], D[1:])
+    return {
+        "seed": s,
+        "epochs_run": hist.epochs_run,
+        "converged": hist.converged,
+        "final_loss": hist.final_loss,
+        "loss_curve": _subsample_curve(hist.loss),
+        "orthogonality_gap": theory.orthogonality_gap(X, "max"),
+        "measured": measured.to_dict(),
+        "predicted": predicted.to_dict(),
+        "first_order_discrimination": runs.first_order[s].to_dict(),
+        "measured_rate": geometric_rate(C[1:]),
+        "predicted_rate": geometric_rate(predicted.compression.tolist()[1:]),
+        "log_compression_fit": {"slope": c_fit.slope, "intercept": c_fit.intercept,
+                                "r2": c_fit.r2},
+        "discrimination_fit": {"slope": d_fit.slope, "intercept": d_fit.intercept,
+                               "r2": d_fit.r2},
+        "predicted_discrimination_slope": linear_fit(layers[1:], D_pred[1:]).slope,
+        "discrimination_max_abs_error": max(abs(a - b) for a, b in zip(D[1:], D_pred[1:],
+                                                                        strict=True)),
+        "min_norm_residual": theory.min_norm_residual(net, X, y, cfg.alpha),
+        "balancedness": theory.balancedness(net),
+        "bulk_singular_values": _mean_std(
+            theory.bulk_singular_values(net, cfg.num_classes).flatten().tolist()),
+    }
+
+
 _FIG4_COMMON = dict(
     num_classes=3,  # K
     num_per_class=10,  # n, so N = 30
@@ -702,7 +692,7 @@ _FIG4_COMMON = dict(
     epochs=5000,  # cosine period T = epochs, down to lr/10
     min_lr_ratio=0.1,
     loss_threshold=1e-11,  # stop below this loss
-    seed=0,  # seeds seed, seed+1, ..., each its own data and initialisation
+    seed=0,  # base seed: streams (seed, s), s < num_seeds, as in chapter 3 (seed_stream)
 )
 
 _FIG4_SCALES = {

@@ -55,8 +55,11 @@ def fig4_run(tmp_path_factory):
         trained.update(models=list(models), X=X, y=y, hists=hists)
         return hists
 
+    from pncutils.book import experiments
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(training, "train_many", spy)
+        mp.setattr(experiments, "train_many", spy)  # what synthetic_runs calls
         path = run("fig4", "quick", device="cpu", out_dir=tmp_path_factory.mktemp("fig4"))
     return path, trained
 
@@ -265,7 +268,8 @@ def test_fig4_results(fig4_run):
     for s_, p in enumerate(r["per_seed"]):
         assert trained["hists"][s_].epochs_run == p["epochs_run"]
         Ws = [W.detach().numpy() for W in trained["models"][s_].weights()]
-        X, y = trained["X"][s_].numpy(), trained["y"][s_].numpy()
+        y_all = trained["y"]  # (N,) shared by the runs, or (S, N)
+        X, y = trained["X"][s_].numpy(), (y_all if y_all.ndim == 1 else y_all[s_]).numpy()
         Y = np.eye(cfg.num_classes)[y]  # (N, K) one-hot
         W_star = Y.T @ np.linalg.pinv(X).T / cfg.alpha  # alpha^-1 Y^T (X^+)^T, (K, d)
         prod = Ws[0]

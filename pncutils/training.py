@@ -693,16 +693,8 @@ def train_many(
 
     for m in models:
         m.to(dev)
-    # (S, out, in) per layer: leaf tensors, independent of the models until written back
-    Ws = [
-        torch.stack([m.weights()[layer] for m in models]).to(dev, dtype).requires_grad_(True)
-        for layer in range(L)
-    ]
-    bufs = [torch.zeros_like(W) for W in Ws]
+    Ws, bufs, (alpha, mom, wd) = _stacked_state(models, cfgs, L, dev, dtype)
     shape3 = (S, 1, 1)
-    alpha = torch.tensor([c.alpha for c in cfgs], dtype=dtype, device=dev).view(shape3)
-    mom = torch.tensor([c.momentum for c in cfgs], dtype=dtype, device=dev).view(shape3)
-    wd = torch.tensor([c.weight_decay for c in cfgs], dtype=dtype, device=dev).view(shape3)
     active = [True] * S
     active_dev = torch.ones(shape3, dtype=torch.bool, device=dev)
     hists = [History(device=device_name(dev), config=dataclasses.asdict(c)) for c in cfgs]
@@ -809,3 +801,20 @@ def _record(hists: list[History], values: list[float], lrs: list[float],
             hists[s].converged = True
             stopped.append(s)
     return stopped
+
+
+def _stacked_state(models: list[nn.Module], cfgs: list[TrainConfig], L: int,
+                   dev: torch.device, dtype: torch.dtype
+                   ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """`train_many`'s state: per layer the (S, out, in) weights (leaf tensors, independent of
+    the models until written back) and momentum buffers, and the per-run alpha, momentum and
+    weight decay as (S, 1, 1) tensors."""
+    Ws = [
+        torch.stack([m.weights()[layer] for m in models]).to(dev, dtype).requires_grad_(True)
+        for layer in range(L)
+    ]
+    bufs = [torch.zeros_like(W) for W in Ws]
+    scalars = [torch.tensor([getattr(c, name) for c in cfgs], dtype=dtype,
+                            device=dev).view(len(cfgs), 1, 1)
+               for name in ("alpha", "momentum", "weight_decay")]
+    return Ws, bufs, scalars

@@ -726,6 +726,26 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
             train_s += hist.wall_time
             per_seed.append(rec)
 
+    summary = _summary(per_seed, head_layers)
+    return {
+        "seeds": seeds,
+        "num_source_train": int(src[0].shape[0]),
+        "num_target_train": int(tgt[0].shape[0]),
+        "num_target_test": int(tgt_test[0].shape[0]),
+        "num_source_test": int(src_test[0].shape[0]),
+        "raw_pixel_transfer_acc": raw,
+        "raw_pixel_probe_ridge": raw_ridge,
+        "raw_pixel_geometry": raw_geometry,
+        "per_seed": per_seed,
+        "summary": summary,
+        "wall_time_s": {"data": data_s, "train": train_s, "analysis": analysis_s,
+                        "total": time.perf_counter() - t_start},
+    }
+
+
+def _summary(per_seed: list[dict[str, Any]], head_layers: list[int]) -> dict[str, Any]:
+    """Seed statistics per head depth: mean and std of every metric, geometric mean of the
+    head's C (it spans decades) and the mean transfer accuracy of each head layer."""
     summary: dict[str, Any] = {"head_layers": head_layers}
     for key in _METRICS:
         stats = [_mean_std([r[key] for r in per_seed if r["head_layers"] == m])
@@ -743,20 +763,7 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     summary["head_transfer_acc_mean"] = [
         torch.tensor([r["head_transfer_acc"] for r in per_seed if r["head_layers"] == m],
                      dtype=torch.float64).mean(0).tolist() for m in head_layers]
-    return {
-        "seeds": seeds,
-        "num_source_train": int(src[0].shape[0]),
-        "num_target_train": int(tgt[0].shape[0]),
-        "num_target_test": int(tgt_test[0].shape[0]),
-        "num_source_test": int(src_test[0].shape[0]),
-        "raw_pixel_transfer_acc": raw,
-        "raw_pixel_probe_ridge": raw_ridge,
-        "raw_pixel_geometry": raw_geometry,
-        "per_seed": per_seed,
-        "summary": summary,
-        "wall_time_s": {"data": data_s, "train": train_s, "analysis": analysis_s,
-                        "total": time.perf_counter() - t_start},
-    }
+    return summary
 
 
 # ----------------------------------------------------------------------------------------

@@ -147,6 +147,14 @@ def check_float(
     return value
 
 
+def check_device(device: Any) -> torch.device:
+    """``torch.device(device)``, or a ValueError naming what was given (the one device check)."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must name a torch device, got {device!r}") from err
+
+
 def check_choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
     """Raise unless `value` is one of `allowed`; the message lists the allowed values."""
     if value not in allowed:

@@ -27,7 +27,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pncutils._checks import as_tensor, check_features, check_float, check_int, check_labels
+from pncutils._checks import (
+    as_tensor,
+    check_device,
+    check_features,
+    check_float,
+    check_int,
+    check_labels,
+)
 from pncutils.metrics import LayerTable, LayerwiseStats, linear_fit
 
 __all__ = ["REPORT_COLUMNS", "layer_report", "pca_projection", "floor_fit"]
@@ -83,10 +90,7 @@ def _place_model(model: nn.Module, device: Any) -> tuple[torch.device, torch.dty
     """The model's device and dtype; with `device`, the model moves there first."""
     if device is None:
         return _model_device_dtype(model)
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must name a torch device, got {device!r}") from err
+    dev = check_device(device)
     model.to(dev)
     return dev, _model_device_dtype(model)[1]
 

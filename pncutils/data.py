@@ -50,7 +50,14 @@ from pncutils._catalog import (
     locate,
 )
 from pncutils._catalog import pnc_data_dirs as _pnc_data_dirs
-from pncutils._checks import as_tensor, check_choice, check_float, check_int, check_labels
+from pncutils._checks import (
+    as_tensor,
+    check_choice,
+    check_device,
+    check_float,
+    check_int,
+    check_labels,
+)
 
 __all__ = [
     "DATASETS",
@@ -773,10 +780,7 @@ def load_dataset(
     if not isinstance(normalize, bool):
         raise ValueError(f"normalize must be True or False, got {normalize!r}")
     dtype = _check_dtype(dtype)
-    try:
-        device = torch.device("cpu" if device is None else device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must name a torch device, got {device!r}") from err
+    device = check_device("cpu" if device is None else device)
     if root is not None:
         if not isinstance(root, str | os.PathLike):
             raise ValueError(f"root must be a path, got {type(root).__name__}")

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pncutils._checks import as_tensor, check_float, check_int
+from pncutils._checks import as_tensor, check_device, check_float, check_int
 from pncutils.analysis import _GramStats, _rank_from_singular_values, _solve_probe
 from pncutils.metrics import LayerTable, LayerwiseStats, LinearFit, linear_fit
 
@@ -293,10 +293,7 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 def _model_device(model: nn.Module, device: Any) -> torch.device:
     if device is not None:
-        try:
-            return torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device must name a torch device, got {device!r}") from err
+        return check_device(device)
     for tensor in [*model.parameters(), *model.buffers()]:
         return tensor.device
     return torch.device("cpu")

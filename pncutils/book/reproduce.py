@@ -51,7 +51,7 @@ from typing import Any
 
 import torch
 
-from pncutils._checks import check_choice, check_int
+from pncutils._checks import check_choice, check_device, check_int
 from pncutils.book import beyond as _beyond
 from pncutils.book import transfer as _transfer
 from pncutils.book.config import Config
@@ -1037,10 +1037,7 @@ def _resolve_device(exp: Experiment, device: torch.device | str | None) -> torch
 
     if device is None:
         return get_device() if exp.default_device == "auto" else torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must name a torch device, got {device!r}") from err
+    dev = check_device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(dev)!r} requested but CUDA is not available")
     return dev

@@ -21,7 +21,6 @@ pncutils.metrics : the metrics on full feature matrices, which these functions a
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -35,9 +34,10 @@ from pncutils._checks import (
     check_int,
     check_labels,
 )
-from pncutils.metrics import LayerTable, LayerwiseStats, linear_fit
+from pncutils.metrics import LayerTable, LayerwiseStats
+from pncutils.probes import GramStats, rank_from_singular_values, solve_streamed
 
-__all__ = ["REPORT_COLUMNS", "layer_report", "pca_projection", "floor_fit"]
+__all__ = ["REPORT_COLUMNS", "layer_report", "pca_projection"]
 
 #: Columns of :func:`layer_report` (``probe_test_acc`` is appended when test data are given).
 REPORT_COLUMNS = (
@@ -98,70 +98,6 @@ def _place_model(model: nn.Module, device: Any) -> tuple[torch.device, torch.dty
 # ----------------------------------------------------------------------------------------
 # streaming statistics for the rank and the probe
 # ----------------------------------------------------------------------------------------
-
-
-class _GramStats:
-    """Shifted Gram matrix, column sums and per-class sums of one layer's features (float64).
-
-    With a fixed shift ``c`` (the mean of the first batch), it accumulates over batches
-    ``G_c = sum_i (h_i - c)(h_i - c)^T`` (D, D), ``s_c = sum_i (h_i - c)`` (D,) and
-    ``S_c[:, k] = sum_{i: y_i = k} (h_i - c)`` (D, K). The shift keeps the centred Gram
-    ``G_c - s_c s_c^T / N`` (the probe's normal matrix) free of the cancellation that
-    ``H^T H - N m m^T`` suffers when the mean is large (ReLU features).
-    """
-
-    def __init__(self, H: Tensor, K: int) -> None:
-        self.shift = H.mean(0)  # (D,)
-        D = H.shape[1]
-        self.G = torch.zeros(D, D, dtype=torch.float64, device=H.device)
-        self.s = torch.zeros(D, dtype=torch.float64, device=H.device)
-        self.S = torch.zeros(D, K, dtype=torch.float64, device=H.device)
-        self.N = 0
-
-    def update(self, H: Tensor, y: Tensor) -> None:
-        Hs = H - self.shift  # (B, D)
-        self.G.addmm_(Hs.T, Hs)
-        self.s += Hs.sum(0)
-        self.S.index_add_(1, y, Hs.T)
-        self.N += H.shape[0]
-
-    def singular_values(self) -> Tensor:
-        """Singular values of the uncentred ``(N, D)`` matrix, descending, ``min(N, D)`` of them.
-
-        ``H^T H = G_c + c s_c^T + s_c c^T + N c c^T``; its eigenvalues are ``sigma_i^2``.
-        """
-        c = self.shift
-        gram = self.G + torch.outer(c, self.s) + torch.outer(self.s, c) + self.N * torch.outer(c, c)
-        gram = (gram + gram.T) / 2
-        ev = torch.linalg.eigvalsh(gram).flip(0).clamp_(min=0.0)  # (D,) descending
-        return ev[: min(self.N, ev.shape[0])].sqrt()
-
-
-def _rank_from_singular_values(s: Tensor, energy: float) -> int:
-    """Smallest r with ``s_1 + ... + s_r >= energy * sum s`` (as ``metrics.numerical_rank``)."""
-    total = float(s.sum())
-    if total == 0.0:
-        return 0
-    reached = torch.cumsum(s, 0) >= energy * total * (1 - 1e-12)
-    return int(torch.nonzero(reached)[0]) + 1
-
-
-def _solve_probe(
-    st: _GramStats, counts: Tensor, ridge: float
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The closed-form ridge probe of one layer: ``(W (D, K), mean (D,), Y_mean (K,))``."""
-    N, D = st.N, st.G.shape[0]
-    m_c = st.s / N  # (D,) mean minus shift
-    Gc = st.G - torch.outer(st.s, st.s) / N  # (D, D) = H_c^T H_c
-    Y_mean = counts / N  # (K,)
-    # H_c^T (Y - Y_mean) = sum_i (h_i - c) y_i^T - s_c Y_mean^T   (since sum_i (y_i - Y_mean) = 0)
-    rhs = st.S - torch.outer(st.s, Y_mean)  # (D, K)
-    lam = ridge * float(torch.diagonal(Gc).sum()) / D
-    A = Gc + lam * torch.eye(D, dtype=Gc.dtype, device=Gc.device)
-    # solved on the CPU whatever the device: LAPACK's gelsy also handles a singular A
-    # (ridge = 0), which CUDA's lstsq (gels, full rank only) does not
-    W = torch.linalg.lstsq(A.cpu(), rhs.cpu()).solution.to(A.device)  # (D, K)
-    return W, st.shift + m_c, Y_mean
 
 
 # ----------------------------------------------------------------------------------------
@@ -289,11 +225,11 @@ def layer_report(
         with torch.no_grad():
             # pass 1: metrics and Gram statistics
             stats: LayerwiseStats | None = None
-            grams: list[_GramStats] = []
+            grams: list[GramStats] = []
             for feats, yb in batches(X, y):
                 if stats is None:
                     stats = LayerwiseStats(len(feats), K)
-                    grams = [_GramStats(H, K) for H in feats]
+                    grams = [GramStats(H, K) for H in feats]
                 stats.update(feats, yb)
                 for st, H in zip(grams, feats, strict=True):
                     st.update(H, yb)
@@ -302,9 +238,9 @@ def layer_report(
             table = stats.compute()
             counts = torch.bincount(y, minlength=K).to(torch.float64).to(stat_dev)
             ranks = [
-                _rank_from_singular_values(st.singular_values(), energy) for st in grams
+                rank_from_singular_values(st.singular_values(), energy) for st in grams
             ]
-            probes = [_solve_probe(st, counts, probe_ridge) for st in grams]
+            probes = [solve_streamed(st, counts, probe_ridge) for st in grams]
 
             # pass 2 (and 3): probe predictions
             def accuracy(inputs: Tensor, labels: Tensor) -> list[float]:
@@ -375,68 +311,3 @@ def pca_projection(H: Any, num_components: int = 2) -> Tensor:
     out = Hc @ V
     out[out == 0] = 0.0  # no negative zeros in printed output
     return out
-
-
-def floor_fit(
-    compression: Any, floor: float, layers: Any | None = None, tol: float = 0.02
-) -> dict[str, Any]:
-    """Geometric decay of ``C_l`` towards a floor: least squares of ``log(C_l - floor)`` on ``l``.
-
-    When a network does not interpolate, its linear layers shrink the within-class spread
-    outside the directions they pass on geometrically, while the part inside them reaches the
-    outputs unchanged (chapter 5): ``C_l ~ floor + A rho^l`` with ``floor`` the outputs' ``C_L``.
-    Layers already on the floor (``C_l <= (1 + tol) floor``, where the excess is lost in the
-    noise) are left out of the fit.
-
-    Parameters
-    ----------
-    compression : sequence or Tensor, shape (P,)
-        ``C_l`` of the layers to describe (e.g. the linear layers of a hybrid network).
-    floor : float
-        The floor, ``>= 0`` (``C_L`` of the outputs; ``0`` gives the plain fit of ``log C_l``).
-    layers : sequence, shape (P,), optional
-        The layer indices ``l``; ``0, 1, ...`` when omitted.
-    tol : float, default 0.02
-        Relative margin above the floor below which a layer counts as on the floor.
-
-    Returns
-    -------
-    dict
-        ``layers`` (those fitted), ``excess`` (``C_l - floor`` there), ``slope``,
-        ``intercept``, ``r2`` and ``rate = exp(slope)``, the per-layer factor of the excess.
-
-    Raises
-    ------
-    ValueError
-        Fewer than three layers above the floor, mismatched lengths, or a negative floor.
-
-    Examples
-    --------
-    >>> C = [0.5 + 8.0 * 0.25**l for l in range(5)]  # floor 0.5, rate 0.25
-    >>> f = floor_fit(C, 0.5)
-    >>> f["layers"], round(f["rate"], 12), round(f["r2"], 12)
-    ([0, 1, 2, 3, 4], 0.25, 1.0)
-    >>> floor_fit([2.0, 1.0, 0.51, 0.5], 0.5)["layers"]  # the last two sit on the floor
-    Traceback (most recent call last):
-    ...
-    ValueError: only 2 layer(s) lie above 1.02 x the floor 0.5: a fit needs three
-    """
-    C = as_tensor(compression, "compression").to("cpu", torch.float64).reshape(-1)
-    if layers is None:
-        idx = list(range(C.numel()))
-    else:
-        idx = [int(v) for v in (layers.tolist() if hasattr(layers, "tolist") else list(layers))]
-    if len(idx) != C.numel():
-        raise ValueError(f"compression has {C.numel()} values but layers has {len(idx)}")
-    floor = check_float(floor, "floor", minimum=0.0)
-    tol = check_float(tol, "tol", minimum=0.0)
-    keep = [i for i in range(C.numel()) if float(C[i]) > (1.0 + tol) * floor]
-    if len(keep) < 3:
-        raise ValueError(
-            f"only {len(keep)} layer(s) lie above {1 + tol:g} x the floor {floor:g}: "
-            "a fit needs three"
-        )
-    excess = [float(C[i]) - floor for i in keep]
-    fit = linear_fit([idx[i] for i in keep], torch.log(torch.tensor(excess, dtype=torch.float64)))
-    return {"layers": [idx[i] for i in keep], "excess": excess, "slope": fit.slope,
-            "intercept": fit.intercept, "r2": fit.r2, "rate": math.exp(fit.slope)}

@@ -45,8 +45,8 @@ import torch
 from torch import Tensor, nn
 
 from pncutils._checks import as_tensor, check_device, check_float, check_int
-from pncutils.analysis import _GramStats, _rank_from_singular_values, _solve_probe
 from pncutils.metrics import LayerTable, LayerwiseStats, LinearFit, linear_fit
+from pncutils.probes import GramStats, rank_from_singular_values, solve_streamed
 
 __all__ = ["measure", "Measurement", "INPUT", "OUTPUT"]
 
@@ -476,7 +476,7 @@ def measure(
         raise ValueError("probe=True without probe_data needs re-iterable data (a DataLoader "
                          "or a list), not a one-shot iterator")
     stats = LayerwiseStats(len(rows), K, nc1=nc1)
-    grams: list[_GramStats] = []
+    grams: list[GramStats] = []
     dims: list[int] = []
     copies = int(nc1) + int(rank or probe)
 
@@ -511,15 +511,15 @@ def _num_classes(data: Any, num_classes: int | None) -> int:
     raise ValueError("num_classes is required when data is a DataLoader or an iterable")
 
 
-def _update_grams(grams: list[_GramStats], feats: list[Tensor], y: Tensor, K: int) -> None:
+def _update_grams(grams: list[GramStats], feats: list[Tensor], y: Tensor, K: int) -> None:
     for layer, H in enumerate(feats):
         H64 = H.to(torch.float64)
         if len(grams) <= layer:
-            grams.append(_GramStats(H64, K))
+            grams.append(GramStats(H64, K))
         grams[layer].update(H64, y.to(H64.device))
 
 
-def _table(stats: LayerwiseStats, dims: list[int], grams: list[_GramStats], rank: bool,
+def _table(stats: LayerwiseStats, dims: list[int], grams: list[GramStats], rank: bool,
            energy: float) -> LayerTable:
     try:
         base = stats.compute()
@@ -528,17 +528,17 @@ def _table(stats: LayerwiseStats, dims: list[int], grams: list[_GramStats], rank
     cols = base.to_dict()
     cols = {"layer": cols.pop("layer"), "dim": [float(d) for d in dims], **cols}
     if rank:
-        cols["rank"] = [_rank_from_singular_values(g.singular_values(), energy) for g in grams]
+        cols["rank"] = [rank_from_singular_values(g.singular_values(), energy) for g in grams]
     return LayerTable(cols)
 
 
-def _probe_pass(model: nn.Module, rows: list[tuple[str, Any]], grams: list[_GramStats],
+def _probe_pass(model: nn.Module, rows: list[tuple[str, Any]], grams: list[GramStats],
                 stats: LayerwiseStats, ridge: float, probe_data: Any, batches: Any,
                 batch_size: int, pool: Any, dev: torch.device,
                 progress: bool | None) -> list[float]:
     """Second pass: each layer's closed-form ridge probe applied to held-out or training data."""
     counts = stats._counts  # (K,) float64
-    probes = [_solve_probe(g, counts.to(g.G.device), ridge) for g in grams]
+    probes = [solve_streamed(g, counts.to(g.G.device), ridge) for g in grams]
     K = stats.num_classes
     evaluate = batches if probe_data is None else _batches(probe_data, batch_size)
     correct: list[Tensor] = []

@@ -39,6 +39,8 @@ from pncutils._checks import (
     check_int,
     check_labels,
 )
+from pncutils.fits import Fit, line, mean_ratio
+from pncutils.probes import linear_probe_accuracy
 
 __all__ = [
     "class_means",
@@ -477,78 +479,6 @@ def numerical_rank(H: Any, energy: float = 0.95) -> int:
     return int(torch.nonzero(reached)[0]) + 1
 
 
-def linear_probe_accuracy(
-    H: Any,
-    y: Any,
-    H_test: Any | None = None,
-    y_test: Any | None = None,
-    ridge: float = 1e-6,
-    num_classes: int | None = None,
-) -> float:
-    """Accuracy of a closed-form (ridge) least-squares linear probe with bias.
-
-    Fits ``[H, 1] W ~ one_hot(y)`` by ridge regression (the exact minimiser of the MSE probe
-    the paper trains by SGD) and returns top-1 accuracy of ``argmax([H, 1] W)``.
-
-    Parameters
-    ----------
-    H : Tensor or ndarray, shape (N, D)
-        Training features.
-    y : Tensor or ndarray, shape (N,)
-        Training labels in ``[0, K)``.
-    H_test, y_test : optional, shapes (M, D) and (M,)
-        Held-out data; when given the held-out accuracy is returned instead of the training
-        accuracy. ``y_test`` must lie in the training classes ``[0, K)``; it need not
-        contain all of them.
-    ridge : float, default 1e-6
-        Ridge strength relative to the mean squared feature scale
-        (``lambda = ridge * tr(H_c^T H_c) / D``, with ``H_c`` the centred features);
-        the bias is not penalised.
-    num_classes : int, optional
-        K; inferred as ``y.max() + 1`` when omitted.
-
-    Returns
-    -------
-    float
-        Accuracy in ``[0, 1]``.
-
-    Examples
-    --------
-    >>> H = torch.tensor([[0.], [1.], [4.], [5.]]); y = torch.tensor([0, 0, 1, 1])
-    >>> linear_probe_accuracy(H, y)
-    1.0
-    """
-    H, y, K = _prepare(H, y, num_classes)
-    ridge = check_float(ridge, "ridge", minimum=0.0)
-    if (H_test is None) != (y_test is None):
-        raise ValueError("give both H_test and y_test, or neither")
-    mean = H.mean(0)
-    Hc = H - mean  # centring makes the bias the mean of the targets
-    Y = torch.nn.functional.one_hot(y, K).to(H.dtype)  # (N, K)
-    Y_mean = Y.mean(0)
-    N, D = Hc.shape
-    lam = ridge * float((Hc * Hc).sum()) / D
-    if N >= D:
-        G = Hc.T @ Hc + lam * torch.eye(D, dtype=H.dtype, device=H.device)
-        W = torch.linalg.lstsq(G, Hc.T @ (Y - Y_mean)).solution  # (D, K)
-    else:  # dual form: W = Hc^T (Hc Hc^T + lam I)^{-1} Y
-        G = Hc @ Hc.T + lam * torch.eye(N, dtype=H.dtype, device=H.device)
-        W = Hc.T @ torch.linalg.lstsq(G, Y - Y_mean).solution
-    if H_test is None:
-        H_eval, y_eval = Hc, y
-    else:
-        H_eval = check_features(H_test, "H_test")
-        if H_eval.shape[1] != D:
-            raise ValueError(f"H_test has {H_eval.shape[1]} columns but H has {D}")
-        # held-out labels: in the training classes [0, K), any of them possibly absent
-        y_eval, _ = check_labels(y_test, H_eval.shape[0], K, device=H_eval.device,
-                                 require_all=False)
-        H_eval = H_eval.to(H.device) - mean
-        y_eval = y_eval.to(H.device)
-    pred = (H_eval @ W + Y_mean).argmax(1)
-    return float((pred == y_eval).to(H.dtype).mean())
-
-
 # ----------------------------------------------------------------------------------------
 # per-layer tables
 # ----------------------------------------------------------------------------------------
@@ -921,88 +851,12 @@ class LayerwiseStats:
 
 
 # ----------------------------------------------------------------------------------------
-# fits of per-layer curves
+# fits of per-layer curves: in pncutils.fits (kept here under their first names)
 # ----------------------------------------------------------------------------------------
 
-
-class LinearFit(tuple):
-    """Least-squares line ``y ~ slope * x + intercept`` and its coefficient of determination.
-
-    A named tuple ``(slope, intercept, r2)``; see :func:`linear_fit`.
-    """
-
-    __slots__ = ()
-
-    def __new__(cls, slope: float, intercept: float, r2: float) -> LinearFit:
-        return super().__new__(cls, (slope, intercept, r2))
-
-    slope = property(lambda self: self[0], doc="Slope of the line.")
-    intercept = property(lambda self: self[1], doc="Intercept of the line.")
-    r2 = property(lambda self: self[2], doc="R^2 = 1 - SS_res / SS_tot (1 for a perfect line).")
-
-    def __repr__(self) -> str:
-        return f"LinearFit(slope={self[0]:.6g}, intercept={self[1]:.6g}, r2={self[2]:.6g})"
-
-
-def linear_fit(x: Any, y: Any) -> LinearFit:
-    """Fit a straight line by least squares and report R^2.
-
-    Parameters
-    ----------
-    x, y : sequence or Tensor, shape (P,)
-        At least two points; ``x`` not all equal.
-
-    Returns
-    -------
-    LinearFit
-        ``(slope, intercept, r2)``; ``r2 = 1`` when ``y`` is constant and fitted exactly.
-
-    Examples
-    --------
-    >>> linear_fit([0, 1, 2], [1.0, 3.0, 5.0])
-    LinearFit(slope=2, intercept=1, r2=1)
-    """
-    x = torch.as_tensor(x, dtype=torch.float64).reshape(-1).cpu()
-    y = torch.as_tensor(y, dtype=torch.float64).reshape(-1).cpu()
-    if x.numel() != y.numel():
-        raise ValueError(f"x has {x.numel()} values but y has {y.numel()}")
-    if x.numel() < 2:
-        raise ValueError("a line needs at least two points")
-    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
-        raise ValueError("x and y must be finite (take logs of positive values only)")
-    xc, yc = x - x.mean(), y - y.mean()
-    sxx = float(xc @ xc)
-    if sxx == 0.0:
-        raise ValueError("x values are all equal: the slope is undefined")
-    slope = float(xc @ yc) / sxx
-    intercept = float(y.mean()) - slope * float(x.mean())
-    ss_tot = float(yc @ yc)
-    resid = y - (slope * x + intercept)
-    ss_res = float(resid @ resid)
-    r2 = 1.0 if ss_tot == 0.0 else 1.0 - ss_res / ss_tot
-    return LinearFit(slope, intercept, r2)
-
-
-def geometric_rate(values: Any) -> float:
-    """Mean per-layer ratio ``(v_last / v_first)^{1/(P-1)}`` = geometric mean of ``v_{l+1}/v_l``.
-
-    Parameters
-    ----------
-    values : sequence or Tensor, shape (P,)
-        Positive per-layer values (e.g. ``table.compression[1:]``), ``P >= 2``.
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> round(geometric_rate([8.0, 4.0, 2.0, 1.0]), 12)
-    0.5
-    """
-    v = torch.as_tensor(values, dtype=torch.float64).reshape(-1).cpu()
-    if v.numel() < 2:
-        raise ValueError("a rate needs at least two values")
-    if not (v > 0).all() or not torch.isfinite(v).all():
-        raise ValueError("values must be positive and finite")
-    return float(torch.exp(torch.log(v[1:] / v[:-1]).mean()))
+#: The typed fit result (:class:`pncutils.fits.Fit`), under its first name.
+LinearFit = Fit
+#: :func:`pncutils.fits.line` under its first name.
+linear_fit = line
+#: :func:`pncutils.fits.mean_ratio` under its first name.
+geometric_rate = mean_ratio

@@ -9,7 +9,7 @@ from _naive import naive_probe
 from torch import nn
 
 from pncutils import metrics
-from pncutils.analysis import REPORT_COLUMNS, floor_fit, layer_report, pca_projection
+from pncutils.analysis import REPORT_COLUMNS, layer_report, pca_projection
 from pncutils.models import DeepLinearNetwork, HybridNetwork
 
 
@@ -288,65 +288,3 @@ def test_pca_errors():
         pca_projection(H, 0)
     with pytest.raises(ValueError, match="2-D"):
         pca_projection(H[0])
-
-
-# ----------------------------------------------------------------------------------------
-# floor_fit: geometric decay towards a floor
-# ----------------------------------------------------------------------------------------
-
-
-def test_floor_fit_recovers_rate_and_floor_exactly():
-    layers = [3, 4, 5, 6, 7]
-    C = [0.004 + 0.2 * 0.3 ** (l - 3) for l in layers]
-    f = floor_fit(C, 0.004, layers)
-    assert f["layers"] == layers
-    assert f["rate"] == pytest.approx(0.3, rel=1e-12) and f["r2"] == pytest.approx(1.0, abs=1e-12)
-    assert f["excess"] == pytest.approx([0.2 * 0.3**k for k in range(5)], rel=1e-12)
-    # the plain fit of log C_l (floor 0) describes the same values worse
-    plain = floor_fit(C, 0.0, layers)
-    assert plain["r2"] < 0.99 and plain["rate"] > 0.3
-
-
-def test_floor_fit_matches_a_naive_least_squares():
-    rng = np.random.default_rng(0)
-    C = 0.01 + np.exp(-0.9 * np.arange(6) + 0.1 * rng.standard_normal(6))
-    f = floor_fit(C, 0.01)
-    slope, intercept = np.polyfit(np.arange(6), np.log(C - 0.01), 1)
-    resid = np.log(C - 0.01) - (slope * np.arange(6) + intercept)
-    r2 = 1 - (resid**2).sum() / ((np.log(C - 0.01) - np.log(C - 0.01).mean()) ** 2).sum()
-    assert f["slope"] == pytest.approx(slope, rel=1e-10)
-    assert f["intercept"] == pytest.approx(intercept, rel=1e-10)
-    assert f["r2"] == pytest.approx(r2, rel=1e-10)
-
-
-def test_floor_fit_leaves_out_the_layers_on_the_floor():
-    C = [1.0, 0.3, 0.1, 0.0505, 0.0499]  # the last two within 2% of the floor 0.05
-    assert floor_fit(C, 0.03)["layers"] == [0, 1, 2, 3, 4]
-    assert floor_fit(C, 0.05)["layers"] == [0, 1, 2]
-    assert floor_fit(C, 0.05, layers=np.arange(3, 8))["layers"] == [3, 4, 5]
-    with pytest.raises(ValueError, match="only 2 layer"):
-        floor_fit([1.0, 0.3, 0.0505, 0.0499], 0.05)
-
-
-def test_floor_fit_errors():
-    with pytest.raises(ValueError, match="floor"):
-        floor_fit([1.0, 0.5, 0.2], -0.1)
-    with pytest.raises(ValueError, match="layers has 2"):
-        floor_fit([1.0, 0.5, 0.2], 0.0, layers=[1, 2])
-    with pytest.raises(ValueError, match="a fit needs three"):
-        floor_fit([1.0, 0.5], 0.0)
-
-
-def test_floor_fit_on_the_committed_hybrid_runs():
-    """The book's claim on its own files: C_l - C_L decays geometrically (R^2 > 0.9)."""
-    import json
-    from pathlib import Path
-
-    for scale in ("quick", "book"):
-        path = Path(__file__).parents[1] / "book" / "results" / f"hybrid-{scale}.json"
-        net = json.loads(path.read_text())["results"]["networks"]["hybrid"]
-        C = net["layers"]["compression"]
-        first = net["num_nonlinear"]
-        f = floor_fit(C[first:], net["logits"]["compression"], range(first, len(C)))
-        plain = floor_fit(C[first:], 0.0, range(first, len(C)))
-        assert f["r2"] > 0.9 and f["r2"] > plain["r2"], (scale, f, plain)

@@ -215,9 +215,9 @@ def test_linear_part_summary_by_hand():
     assert s["C_out"] == 0.5 and s["last_over_out"] == 2.0
     assert s["F_out"] == 0.45 and s["out_over_floor"] == pytest.approx(0.5 / 0.45, rel=1e-15)
     # C_l - C_L = 2, 1, 0.5: exactly geometric, rate 1/2
-    assert s["floor_fit"]["layers"] == [2, 3, 4]
-    assert s["floor_fit"]["rate"] == pytest.approx(0.5, rel=1e-12)
-    assert s["floor_fit"]["r2"] == pytest.approx(1.0, abs=1e-12)
+    assert s["floor_fit"].layers == (2, 3, 4)
+    assert s["floor_fit"].rate == pytest.approx(0.5, rel=1e-12)
+    assert s["floor_fit"].r2 == pytest.approx(1.0, abs=1e-12)
     slope, _ = np.polyfit([2, 3, 4], np.log([2.5, 1.5, 1.0]), 1)
     assert s["log_fit"].slope == pytest.approx(slope, rel=1e-12)
     assert (s["D_first"], s["D_last"], s["D_max"], s["D_peak_layer"]) == (0.2, 0.5, 0.5, 4)

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 from _naive import naive_probe
+from test_probes import one_direction
 
+from pncutils import probes
 from pncutils.book import reproduce, transfer
 from pncutils.book.config import Config
 
@@ -253,110 +255,13 @@ def test_transfer_metrics_errors(toy):
 # ----------------------------------------------------------------------------------------
 
 
-def one_direction(N, D, seed=0, shift=2.0):
-    """Two classes told apart by the first of D isotropic Gaussian coordinates."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(N) % 2
-    H = torch.randn(N, D, generator=g, dtype=torch.float64)
-    H[:, 0] += shift * (2 * y - 1)
-    return H, y
-
-
-def test_cv_probe_ridge_is_large_near_the_interpolation_threshold():
-    H, y = one_direction(100, 90)  # N close to D: the min-norm fit interpolates noise
-    H_test, y_test = one_direction(2000, 90, seed=1)
-    ridge = transfer.cv_probe_ridge(H, y)
-    assert ridge >= 0.1
-    acc, used = transfer.probe_accuracy(H, y, H_test, y_test, "cv")
-    assert used == ridge
-    weak = transfer.probe_accuracy(H, y, H_test, y_test, 1e-6)[0]
-    assert acc > weak + 0.1, (acc, weak)
-
-
-def test_cv_probe_ridge_is_small_when_the_problem_is_easy_and_well_posed():
-    # N >> D; the class signal lies in a low-variance coordinate next to high-variance
-    # nuisance ones, so a ridge relative to the mean feature scale would drown it
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(1000) % 2
-    H = torch.cat([(0.01 * (2 * y - 1) + 0.002 * torch.randn(1000, generator=g))[:, None],
-                   10.0 * torch.randn(1000, 4, generator=g)], 1).double()
-    ridge, scores = transfer.cv_probe_ridge(H, y, return_scores=True)
-    assert ridge <= 1e-3
-    assert scores[transfer.PROBE_RIDGE_GRID.index(ridge)] == 1.0
-    assert scores[-1] < 0.9  # the largest ridge does fail
-
-
-@pytest.mark.parametrize(("N", "D"), [(60, 4), (30, 50)])  # primal and dual solutions
-def test_cv_scores_are_the_linear_probe_on_stratified_folds(N, D):
-    from pncutils.metrics import linear_probe_accuracy
-
-    g = torch.Generator().manual_seed(3)
-    y = torch.tensor([0, 1, 2, 1, 0, 2, 2, 1, 0, 0] * (N // 10))
-    H = torch.randn(N, D, generator=g, dtype=torch.float64) + torch.eye(3, D)[y]
-    ridges, folds = [0.0, 1e-4, 1e-2, 1.0, 100.0], 3
-    _, scores = transfer.cv_probe_ridge(H, y, ridges=ridges, folds=folds, return_scores=True)
-    # the i-th sample of each class (in order) is held out in fold i mod folds
-    rank = np.array([int((y[:i] == y[i]).sum()) for i in range(N)])
-    for r, score in zip(ridges, scores, strict=True):
-        correct = 0.0
-        for f in range(folds):
-            held = torch.from_numpy(rank % folds == f)
-            acc = linear_probe_accuracy(H[~held], y[~held], H[held], y[held], ridge=r,
-                                        num_classes=3)
-            correct += acc * int(held.sum())
-        assert score == pytest.approx(correct / N, abs=1e-12), r
-
-
-def naive_cv(H, y, ridge, folds):
-    """Held-out accuracy and squared error of the ridge probe over stratified folds (numpy)."""
-    H, y = np.asarray(H, dtype=np.float64), np.asarray(y)
-    K = int(y.max()) + 1
-    rank = np.array([int((y[:i] == y[i]).sum()) for i in range(len(y))])
-    correct, sq = 0, 0.0
-    for f in range(folds):
-        held = rank % folds == f
-        A, Y = H[~held], np.eye(K)[y[~held]]
-        mean, Ym = A.mean(0), Y.mean(0)
-        Ac = A - mean
-        lam = ridge * (Ac**2).sum() / H.shape[1]
-        W = np.linalg.solve(Ac.T @ Ac + lam * np.eye(H.shape[1]), Ac.T @ (Y - Ym))
-        out = (H[held] - mean) @ W + Ym
-        correct += int((out.argmax(1) == y[held]).sum())
-        sq += float(((out - np.eye(K)[y[held]]) ** 2).sum())
-    return correct / len(y), sq
-
-
-def test_cv_ties_in_accuracy_go_to_the_lower_held_out_error():
-    # two well separated classes on one coordinate: every ridge classifies perfectly, but
-    # a large ridge shrinks the outputs towards the class prior (a larger squared error)
-    g = torch.Generator().manual_seed(4)
-    y = torch.arange(40) % 2
-    H = (4.0 * (2 * y - 1) + 0.3 * torch.randn(40, generator=g)).double()[:, None]
-    for ridges in ([100.0, 1e-3], [1e-3, 100.0]):
-        accs = [naive_cv(H, y, r, 5)[0] for r in ridges]
-        errs = [naive_cv(H, y, r, 5)[1] for r in ridges]
-        assert accs == [1.0, 1.0]
-        best = ridges[int(np.argmin(errs))]
-        assert best == 1e-3  # the small ridge fits the targets better
-        ridge, scores = transfer.cv_probe_ridge(H, y, ridges=ridges, return_scores=True)
-        assert scores == accs and ridge == best
-
-
-def test_cv_exact_ties_go_to_the_first_ridge():
-    # ridges 0 and 1e-300 give bit-identical probes (lam underflows against every eigenvalue
-    # and falls below the pseudo-inverse cut-off in the null space): accuracy and error tie
-    H, y = one_direction(30, 4)
-    assert transfer.cv_probe_ridge(H, y, ridges=[1e-300, 0.0]) == 1e-300
-    assert transfer.cv_probe_ridge(H, y, ridges=[0.0, 1e-300]) == 0.0
-
-
 def test_cv_with_one_ridge_is_the_fixed_ridge(toy, monkeypatch):
     net, X, y = toy
     H, yy = one_direction(50, 8)
-    assert transfer.cv_probe_ridge(H, yy, ridges=[0.05]) == 0.05
+    assert probes.cv_ridge(H, yy, ridges=[0.05]) == 0.05
     src, tgt, tgt_test = (X[:30], y[:30]), (X[:45], y[:45]), (X[45:], y[45:])
     fixed = transfer.transfer_metrics(net, 1, src, tgt, tgt_test, probe_ridge=0.05)
-    monkeypatch.setattr(transfer, "PROBE_RIDGE_GRID", (0.05,))
+    monkeypatch.setattr(probes, "PROBE_RIDGE_GRID", (0.05,))
     cv = transfer.transfer_metrics(net, 1, src, tgt, tgt_test, probe_ridge="cv")
     assert cv == fixed
     assert cv["probe_ridge"] == 0.05 and cv["head_probe_ridge"] == [0.05] * 3
@@ -366,13 +271,13 @@ def test_cv_sees_no_test_data(toy, monkeypatch):
     net, X, y = toy
     src, tgt = (X[:30], y[:30]), (X[:45], y[:45])
     seen = []
-    real = transfer.cv_probe_ridge
+    real = probes.cv_ridge
 
     def spy(H, labels, **kwargs):
         seen.append((H.shape[0], torch.as_tensor(labels).tolist()))
         return real(H, labels, **kwargs)
 
-    monkeypatch.setattr(transfer, "cv_probe_ridge", spy)
+    monkeypatch.setattr(probes, "cv_ridge", spy)
     g = torch.Generator().manual_seed(9)
     outs = [transfer.transfer_metrics(net, 1, src, tgt, test, probe_ridge="cv")
             for test in ((X[45:], y[45:]),
@@ -382,38 +287,14 @@ def test_cv_sees_no_test_data(toy, monkeypatch):
     assert seen == [(45, y[:45].tolist())] * 6
     # the chosen ridges do not depend on the test set at all
     assert outs[0]["head_probe_ridge"] == outs[1]["head_probe_ridge"]
-    assert set(outs[0]["head_probe_ridge"]) <= set(transfer.PROBE_RIDGE_GRID)
-
-
-def test_cv_probe_ridge_is_deterministic():
-    H, y = one_direction(80, 60)
-    assert (transfer.cv_probe_ridge(H, y, return_scores=True)
-            == transfer.cv_probe_ridge(H.clone(), y.clone(), return_scores=True))
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        (dict(ridges=[]), "ridges is empty"),
-        (dict(ridges=[1e-3, -1.0]), "ridges must be >= 0"),
-        (dict(ridges=[float("nan")]), "ridges must be finite"),
-        (dict(ridges="cv"), "ridges must be a sequence of numbers"),
-        (dict(ridges=0.1), "ridges must be a sequence of numbers"),
-        (dict(folds=1), "folds must be >= 2"),
-        (dict(folds=11), "needs at least 11 samples of every class; class 0 has 10"),
-    ],
-)
-def test_cv_probe_ridge_errors(kwargs, match):
-    H, y = one_direction(20, 3)
-    with pytest.raises(ValueError, match=match):
-        transfer.cv_probe_ridge(H, y, **kwargs)
+    assert set(outs[0]["head_probe_ridge"]) <= set(probes.PROBE_RIDGE_GRID)
 
 
 @pytest.mark.parametrize("bad", ["auto", "CV", None, True, [1e-3], -1.0, float("inf")])
 def test_probe_ridge_errors(toy, bad):
     net, X, y = toy
     with pytest.raises(ValueError, match="probe_ridge must be"):
-        transfer.probe_accuracy(X, y, X, y, probe_ridge=bad)
+        probes.probe_accuracy(X, y, X, y, probe_ridge=bad)
     with pytest.raises(ValueError, match="probe_ridge must be"):
         transfer.transfer_metrics(net, 1, (X, y), (X, y), (X, y), probe_ridge=bad)
 
@@ -456,9 +337,9 @@ def test_run_experiment_shapes_and_summaries(tiny_result):
     assert 0.2 < r["raw_pixel_transfer_acc"] <= 1.0
     # every probe's ridge is cross-validated (the default) and recorded
     assert TINY.probe_ridge == "cv"
-    assert r["raw_pixel_probe_ridge"] in transfer.PROBE_RIDGE_GRID
+    assert r["raw_pixel_probe_ridge"] in probes.PROBE_RIDGE_GRID
     for p in r["per_seed"]:
-        assert p["probe_ridge"] == p["head_probe_ridge"][0] in transfer.PROBE_RIDGE_GRID
+        assert p["probe_ridge"] == p["head_probe_ridge"][0] in probes.PROBE_RIDGE_GRID
         assert len(p["head_probe_ridge"]) == p["head_layers"]
     assert r["wall_time_s"]["total"] >= r["wall_time_s"]["train"] > 0
 

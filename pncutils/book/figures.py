@@ -15,7 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pncutils.analysis import floor_fit
+from pncutils.fits import floor as floor_fit
 from pncutils.metrics import LayerTable, linear_fit
 from pncutils.plotting import COLORS
 
@@ -91,7 +91,7 @@ def linear_part_summary(results: Mapping[str, Any], network: str = "hybrid") -> 
         ``first`` (``m``), ``last`` (``L - 1``); ``C_ratio_1`` (``C_1 / C_{L-1}``) and
         ``C_ratio_first`` (``C_m / C_{L-1}``); ``log_fit`` (:func:`pncutils.metrics.linear_fit`
         of ``log C_l`` over ``l = m..L-1``); ``C_out`` (``C_L`` of the outputs) and
-        ``last_over_out`` (``C_{L-1} / C_L``); ``floor_fit`` (:func:`pncutils.analysis.floor_fit`
+        ``last_over_out`` (``C_{L-1} / C_L``); ``floor_fit`` (:func:`pncutils.fits.floor`
         of ``C_l - C_L``, None when fewer than three layers lie above the floor);
         ``D_first``, ``D_last``, ``D_max``, ``D_peak_layer`` (over ``l = 1..L-1``); ``rank_last``;
         and, when the result holds the analytic floor (``linear_floor``, results written
@@ -107,7 +107,7 @@ def linear_part_summary(results: Mapping[str, Any], network: str = "hybrid") -> 
     >>> s = linear_part_summary({"networks": {"hybrid": net}})
     >>> s["C_ratio_first"], s["last_over_out"], s["out_over_floor"], s["D_peak_layer"]
     (5.0, 1.5, 2.0, 2)
-    >>> round(s["floor_fit"]["rate"], 6)  # C_l - 0.5 = 3.25, 1.0, 0.25
+    >>> round(s["floor_fit"].rate, 6)  # C_l - 0.5 = 3.25, 1.0, 0.25
     0.27735
 
     Used in: ch05, ch08.
@@ -229,7 +229,7 @@ def plot_compression_discrimination(
 
     With ``fit=True`` a dotted line shows a least-squares fit over the hybrid's linear part
     (``l = num_nonlinear .. L-1``) and the legend gives its R²: of ``log(C_l - C_L)``
-    (:func:`pncutils.analysis.floor_fit`, geometric decay towards the floor ``C_L``) when
+    (:func:`pncutils.fits.floor`, geometric decay towards the floor ``C_L``) when
     the results hold the outputs' ``C_L``, else of ``log C_l``. The outputs' ``C_L`` and
     ``D_L``, when present (``logits``), are drawn as open markers at ``l = L``. With
     ``floor=True`` and the analytic floor in the results (``linear_floor``, see
@@ -296,9 +296,9 @@ def plot_compression_discrimination(
             except ValueError:  # fewer than three layers above the floor
                 ff = None
             if ff is not None:
-                ax_c.semilogy(ls, out["compression"] + np.exp(ff["intercept"] + ff["slope"] * ls),
+                ax_c.semilogy(ls, out["compression"] + np.exp(ff.intercept + ff.slope * ls),
                               ":", color=color, label=r"fit $C_L + A\rho^l$ over the linear "
-                              f"layers, $R^2$ = {ff['r2']:.3f}")
+                              f"layers, $R^2$ = {ff.r2:.3f}")
             else:
                 f = linear_fit(ls, np.log(C_lin))
                 ax_c.semilogy(ls, np.exp(f.intercept + f.slope * ls), ":", color=color,

@@ -18,10 +18,10 @@ experiment. The design here is the book's reconstruction, small enough for a CPU
 - **Training.** :func:`pncutils.training.train`: the paper's MSE loss with output scale
   ``alpha``, mini-batch SGD with momentum, weight decay and a cosine schedule.
 - **Transfer.** The head is discarded; a closed-form ridge linear probe
-  (:func:`pncutils.metrics.linear_probe_accuracy`) is fitted on the extractor's features
+  (:func:`pncutils.probes.linear_probe_accuracy`) is fitted on the extractor's features
   of target-class *training* images and evaluated on target-class *test* images. Its ridge
   is chosen by k-fold cross-validation on those training images alone
-  (:func:`cv_probe_ridge`), for every probe, the raw-pixel reference included: a fixed
+  (:func:`pncutils.probes.cv_ridge`), for every probe, the raw-pixel reference included: a fixed
   small ridge leaves the raw-pixel probe near its interpolation peak (``N`` close to the
   784 pixels), which would flatter the extractor.
 - **Geometry.** ``C``, ``D`` and NC1 of the extractor's features on source and on target
@@ -39,7 +39,6 @@ and discrimination", arXiv:2311.02960 (the projection-head figure of the authors
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -49,6 +48,7 @@ from torch import Tensor, nn
 
 from pncutils._checks import as_tensor, check_float, check_int
 from pncutils.book.config import Config
+from pncutils.probes import check_ridge, probe_accuracy
 
 __all__ = [
     "SCALES",
@@ -56,9 +56,6 @@ __all__ = [
     "select_classes",
     "build_network",
     "extract_features",
-    "PROBE_RIDGE_GRID",
-    "cv_probe_ridge",
-    "probe_accuracy",
     "feature_geometry",
     "transfer_metrics",
     "run_experiment",
@@ -276,172 +273,7 @@ def extract_features(
     return [torch.cat(parts) for parts in out]
 
 
-#: The relative ridges :func:`cv_probe_ridge` chooses from by default: one per decade.
-PROBE_RIDGE_GRID: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
-
-
-def _check_probe_ridge(probe_ridge: Any) -> float | str:
-    """``probe_ridge`` as a float >= 0 (a fixed ridge) or the string ``"cv"``."""
-    if isinstance(probe_ridge, str):
-        if probe_ridge != "cv":
-            raise ValueError(f'probe_ridge must be a number >= 0 or "cv", got {probe_ridge!r}')
-        return probe_ridge
-    if isinstance(probe_ridge, bool) or not isinstance(probe_ridge, numbers.Real):
-        raise ValueError(f'probe_ridge must be a number >= 0 or "cv", got {probe_ridge!r}')
-    return check_float(probe_ridge, "probe_ridge", minimum=0.0)
-
-
-def cv_probe_ridge(
-    H: Any,
-    y: Any,
-    ridges: Sequence[float] = PROBE_RIDGE_GRID,
-    folds: int = 5,
-    num_classes: int | None = None,
-    return_scores: bool = False,
-) -> float | tuple[float, list[float]]:
-    """The ridge of a linear probe, chosen by k-fold cross-validation on its training set.
-
-    For every relative ridge in `ridges` the probe of
-    :func:`pncutils.metrics.linear_probe_accuracy` (same centring, same
-    ``lambda = ridge * tr(H_c^T H_c) / D`` computed on each fold's training part) is fitted
-    on ``folds - 1`` folds and scored on the held-out fold; the ridge with the highest
-    pooled held-out accuracy wins, ties going to the lower held-out squared error of the
-    probe's outputs (then to the first in `ridges`). Only ``(H, y)`` is seen: pass the
-    probe's *training* set, never its test set.
-
-    The folds are deterministic and stratified: the ``i``-th sample of class ``k`` (in the
-    order of `H`) goes to fold ``i mod folds``. Each fold costs one eigendecomposition of a
-    Gram matrix of size ``min(n, D)``, shared by the whole grid.
-
-    Parameters
-    ----------
-    H : Tensor or ndarray, shape (N, D)
-        Training features of the probe.
-    y : Tensor or ndarray, shape (N,)
-        Training labels in ``[0, K)``.
-    ridges : sequence of float, default :data:`PROBE_RIDGE_GRID`
-        Candidate relative ridges (``>= 0``, at least one).
-    folds : int, default 5
-        Number of folds, ``>= 2``; every class needs at least `folds` samples.
-    num_classes : int, optional
-        K; inferred as ``y.max() + 1`` when omitted.
-    return_scores : bool, default False
-        Also return the pooled held-out accuracy of every ridge.
-
-    Returns
-    -------
-    float, or (float, list of float)
-        The chosen ridge (an element of `ridges`), and with ``return_scores=True`` the
-        held-out accuracies in the order of `ridges`.
-
-    Examples
-    --------
-    One informative direction among 90, and 100 samples: the nearly unregularised probe
-    interpolates the noise, a larger ridge generalises.
-
-    >>> g = torch.Generator().manual_seed(0)
-    >>> y = torch.arange(100) % 2
-    >>> H = torch.randn(100, 90, generator=g)
-    >>> H[:, 0] += 2.0 * y
-    >>> cv_probe_ridge(H, y, ridges=[1e-6, 1.0], return_scores=True)
-    (1.0, [0.65, 0.79])
-    """
-    from pncutils._checks import check_features, check_labels
-
-    H = check_features(H)
-    y, K = check_labels(y, H.shape[0], num_classes, device=H.device)
-    folds = check_int(folds, "folds", minimum=2)
-    if isinstance(ridges, str | bytes) or not isinstance(ridges, Sequence | Tensor):
-        raise ValueError(f"ridges must be a sequence of numbers, got {ridges!r}")
-    grid = [check_float(r, "ridges", minimum=0.0) for r in ridges]
-    if not grid:
-        raise ValueError("ridges is empty")
-    onehot = torch.nn.functional.one_hot(y, K).to(H.dtype)  # (N, K)
-    counts = onehot.sum(0)
-    small = [(k, int(c)) for k, c in enumerate(counts.tolist()) if c < folds]
-    if small:
-        raise ValueError(f"cross-validation with folds={folds} needs at least {folds} samples "
-                         f"of every class; class {small[0][0]} has {small[0][1]}")
-    # stratified folds by position within the class: no RNG
-    rank = (onehot.cumsum(0)[torch.arange(H.shape[0], device=H.device), y] - 1).long()
-    fold = rank % folds
-    lam_rel = torch.tensor(grid, dtype=H.dtype, device=H.device)  # (R,)
-    correct = torch.zeros(len(grid), dtype=H.dtype, device=H.device)
-    sq_err = torch.zeros(len(grid), dtype=H.dtype, device=H.device)
-    eps = torch.finfo(H.dtype).eps
-    for f in range(folds):
-        held = fold == f
-        A, Yf = H[~held], onehot[~held]
-        mean, Y_mean = A.mean(0), Yf.mean(0)
-        Ac, Yc = A - mean, Yf - Y_mean
-        V = H[held] - mean  # held-out features, centred like the fit
-        n, D = Ac.shape
-        if n >= D:  # primal: W = U diag(1/(e+lam)) U^T Ac^T Yc with Ac^T Ac = U diag(e) U^T
-            e, U = torch.linalg.eigh(Ac.T @ Ac)
-            P, B = V @ U, U.T @ (Ac.T @ Yc)
-        else:  # dual: W = Ac^T U diag(1/(e+lam)) U^T Yc with Ac Ac^T = U diag(e) U^T
-            e, U = torch.linalg.eigh(Ac @ Ac.T)
-            P, B = (V @ Ac.T) @ U, U.T @ Yc
-        e = e.clamp(min=0.0)
-        lam = lam_rel * float((Ac * Ac).sum()) / D
-        denom = e[None, :] + lam[:, None]  # (R, r)
-        tol = float(e.max()) * max(n, D) * eps  # lam = 0: a pseudo-inverse
-        inv = torch.where(denom > tol, denom.reciprocal(), torch.zeros_like(denom))
-        out = P @ (inv[:, :, None] * B) + Y_mean  # (R, n_held, K): every ridge at once
-        target = onehot[held]
-        correct += (out.argmax(2) == y[held]).sum(1).to(H.dtype)
-        sq_err += ((out - target) ** 2).sum((1, 2))
-    acc = (correct / H.shape[0]).tolist()
-    err = sq_err.tolist()
-    best = max(range(len(grid)), key=lambda i: (acc[i], -err[i], -i))
-    return (grid[best], acc) if return_scores else grid[best]
-
-
-def probe_accuracy(
-    H: Any,
-    y: Any,
-    H_test: Any,
-    y_test: Any,
-    probe_ridge: float | str = "cv",
-) -> tuple[float, float]:
-    """Test accuracy of the ridge probe, with a fixed or a cross-validated ridge.
-
-    Parameters
-    ----------
-    H, y : shapes (N, D) and (N,)
-        Training features and labels of the probe.
-    H_test, y_test : shapes (M, D) and (M,)
-        Test features and labels (used only to score the fitted probe).
-    probe_ridge : float or "cv", default "cv"
-        A relative ridge ``>= 0`` (see :func:`pncutils.metrics.linear_probe_accuracy`), or
-        ``"cv"``: chosen by :func:`cv_probe_ridge` on ``(H, y)`` over
-        :data:`PROBE_RIDGE_GRID` with 5 folds.
-
-    Returns
-    -------
-    accuracy : float
-        Test accuracy of the probe fitted on all of ``(H, y)``.
-    ridge : float
-        The ridge used.
-
-    Examples
-    --------
-    >>> H = torch.tensor([[0.], [1.], [4.], [5.]]); y = torch.tensor([0, 0, 1, 1])
-    >>> probe_accuracy(H, y, H, y, probe_ridge=1e-3)
-    (1.0, 0.001)
-    >>> probe_accuracy(H, y, H, y, probe_ridge="auto")
-    Traceback (most recent call last):
-    ...
-    ValueError: probe_ridge must be a number >= 0 or "cv", got 'auto'
-    """
-    from pncutils.metrics import linear_probe_accuracy
-
-    ridge = _check_probe_ridge(probe_ridge)
-    if ridge == "cv":
-        ridge = cv_probe_ridge(H, y, ridges=PROBE_RIDGE_GRID)  # the grid as it is now
-    return linear_probe_accuracy(H, y, H_test, y_test, ridge=ridge), ridge
-
-
+#: The relative ridges :func:`pncutils.probes.cv_ridge` chooses from by default: one per decade.
 def feature_geometry(H: Any, y: Any, alpha: float = 1.0) -> dict[str, float]:
     """How far features are from the theory's orthogonal inputs, and which regime they are in.
 
@@ -521,7 +353,8 @@ def transfer_metrics(
     With ``H = model.features(x)[backbone_depth]`` the extractor's features:
 
     - ``transfer_acc``: a closed-form ridge probe with bias, fitted on ``H`` of the target
-      training images and evaluated on the target test images (:func:`probe_accuracy`);
+      training images and evaluated on the target test images
+      (:func:`pncutils.probes.probe_accuracy`);
       ``probe_ridge``: its ridge (cross-validated on the target training images alone
       with ``probe_ridge="cv"``);
     - ``compression_source`` / ``_target`` (``C = tr Σ_W / tr Σ_B``),
@@ -547,7 +380,7 @@ def transfer_metrics(
         Source training data, and target-class training and test data (labels ``0..K'-1``).
     probe_ridge : float or "cv", default "cv"
         Ridge of every probe, relative to the mean squared feature scale, or ``"cv"``:
-        chosen per probe by :func:`cv_probe_ridge` on the target training features.
+        chosen per probe by :func:`pncutils.probes.cv_ridge` on the target training features.
     batch_size : int, default 4096
     alpha : float, default 1.0
         Output scale of the pre-training loss (for ``signal_gain`` and ``feature_norm_ratio``).
@@ -573,7 +406,7 @@ def transfer_metrics(
     from pncutils import metrics
 
     b = check_int(backbone_depth, "backbone_depth", minimum=1)
-    probe_ridge = _check_probe_ridge(probe_ridge)
+    probe_ridge = check_ridge(probe_ridge)
     depth = getattr(model, "depth", None)
     if depth is None or b >= depth:
         raise ValueError(f"backbone_depth must be < the model's depth {depth}, got {b}")

@@ -478,11 +478,12 @@ def test_load_or_run(tmp_path, fig4_path):
     assert reproduce.load_or_run("fig4", "quick", results_dir=committed) is None
     (committed / fig4_path.name).write_bytes(fig4_path.read_bytes())
     got = reproduce.load_or_run("fig4", "quick", recompute=False, results_dir=committed)
-    assert got == load_result(fig4_path)
+    assert got == reproduce.Record.from_dict(load_result(fig4_path))
+    assert got.config == load_result(fig4_path)["config"] and got.meta["device"] == "cpu"
     # a fresh run goes to out_dir, never to the committed folder
     new = reproduce.load_or_run("fig4", "quick", recompute=True, results_dir=committed,
                                 out_dir=fresh)
-    assert new["results"] == got["results"] and (fresh / "fig4-quick.json").is_file()
+    assert new.result == got.result and (fresh / "fig4-quick.json").is_file()
     assert [p.name for p in committed.iterdir()] == [fig4_path.name]
     # a stale committed file is not used
     res = load_result(fig4_path)

@@ -1,18 +1,48 @@
-"""Chapter configurations: one frozen, printable set of parameters per chapter.
+"""The one convention of the book's experiments: a frozen :class:`Config` per scale, a
+typed :class:`Result`.
 
-Every chapter has one ``parameters`` cell that builds a :class:`Config` at book scale and,
-in quick mode (``$PNC_QUICK``, set by the notebook tests), shrinks it with
-:meth:`Config.replace`; every claim the chapter asserts must hold at both scales.
+Every experiment of the book is a module (or a section of one) with
+
+* ``SCALES``: a dict ``{"quick": Config, "book": Config, "paper": Config}`` of frozen
+  parameters (every Config has a ``seed``). The chapter's ``parameters`` cell takes the
+  book scale, or the quick scale in quick mode (``$PNC_QUICK``, set by the notebook tests),
+  and may ``replace`` a parameter; every claim it asserts must hold at both scales;
+* ``run(config, device) -> SomeResult``: the experiment, returning a frozen dataclass that
+  derives from :class:`Result`; its :meth:`Result.to_dict` is the ``"results"`` field of a
+  result file (:mod:`pncutils.book.reproduce`) and :meth:`Result.from_dict` reads it back;
+* the chapter's plot functions, which take the typed result.
+
+Examples
+--------
+>>> from dataclasses import dataclass
+>>> @dataclass(frozen=True)
+... class Toy(Result):
+...     rates: list[float]
+...     table: LayerTable
+...     fit: Fit | None = None
+>>> r = Toy([0.5, float("nan")], LayerTable({"layer": [0, 1], "compression": [2.0, 1.0]}))
+>>> d = r.to_dict(); d["rates"], d["table"]["compression"], d["fit"]
+([0.5, nan], [2.0, 1.0], None)
+>>> back = Toy.from_dict({**d, "rates": [0.5, None]})  # JSON writes NaN as null
+>>> back.table == r.table, back.rates
+(True, [0.5, nan])
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
+import types
+import typing
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["Config"]
+from pncutils.fits import Fit
+from pncutils.metrics import LayerTable
+
+__all__ = ["Config", "Result"]
 
 
 class Config(Mapping[str, Any]):
@@ -82,3 +112,73 @@ class Config(Mapping[str, Any]):
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
         return f"Config({inner})"
+
+
+def _plain(value: Any) -> Any:
+    """Plain Python values: results, tables, fits and configs by ``to_dict``; tensors as lists."""
+    if isinstance(value, Result | LayerTable | Fit | Config):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist):  # tensors, numpy arrays, scalars
+        return value.tolist()
+    return value
+
+
+def _typed(tp: Any, value: Any, where: str) -> Any:
+    """``value`` read from JSON as the annotated type ``tp`` (nested results, tables, fits)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _typed(inner[0], value, where) if len(inner) == 1 else value
+    if tp is float:
+        return math.nan if value is None else float(value)
+    if isinstance(tp, type) and issubclass(tp, Result | LayerTable | Fit):
+        return tp.from_dict(value)
+    if tp is Config:
+        return Config(**value)
+    if origin in (dict, Mapping) and args:
+        return {k: _typed(args[1], v, f"{where}[{k!r}]") for k, v in value.items()}
+    if origin is list and args:
+        return [_typed(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is tuple and args:
+        kinds = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        return tuple(_typed(k, v, where) for k, v in zip(kinds, value, strict=True))
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """Base of every experiment's typed result: a frozen dataclass that round-trips to JSON.
+
+    Subclasses declare typed fields; fields may be numbers, strings, lists, dicts,
+    :class:`~pncutils.metrics.LayerTable`, :class:`~pncutils.fits.Fit`, :class:`Config` or
+    other :class:`Result` classes (nested), and ``X | None``. ``from_dict(to_dict())`` gives
+    the result back (NaN survives as JSON ``null`` in float fields).
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain, JSON-ready values (NaN kept: the writer maps it to null)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        """Inverse of :meth:`to_dict`; unknown or missing fields raise a ValueError."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{cls.__name__}.from_dict needs a mapping, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field(s) {unknown}; fields are {names}")
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        missing = [n for n in required if n not in data]
+        if missing:
+            raise ValueError(f"{cls.__name__} is missing field(s) {missing}")
+        return cls(**{n: _typed(hints[n], data[n], n) for n in names if n in data})

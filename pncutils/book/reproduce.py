@@ -54,7 +54,7 @@ import torch
 from pncutils._checks import check_choice, check_device, check_int
 from pncutils.book import beyond as _beyond
 from pncutils.book import transfer as _transfer
-from pncutils.book.config import Config
+from pncutils.book.config import Config, Result
 
 __all__ = [
     "SCALES",
@@ -62,6 +62,7 @@ __all__ = [
     "MAX_CURVE_POINTS",
     "Experiment",
     "EXPERIMENTS",
+    "Record",
     "config_hash",
     "default_out_dir",
     "result_path",
@@ -121,6 +122,8 @@ class Experiment:
     default_device : {"auto", "cpu"}
         The device when none is requested: ``"auto"`` is
         :func:`pncutils.utils.get_device`; ``"cpu"`` suits tiny, launch-bound problems.
+    result_type : subclass of :class:`pncutils.book.config.Result`, optional
+        The type `fn` returns; :class:`Record` reads result files back as it.
 
     Examples
     --------
@@ -130,10 +133,11 @@ class Experiment:
     {'x': 1}
     """
 
-    fn: Callable[[Config, torch.device], dict[str, Any]]
+    fn: Callable[[Config, torch.device], Any]
     scales: Mapping[str, Config]
     description: str
     default_device: str = "auto"
+    result_type: type | None = None
 
     def __post_init__(self) -> None:
         if set(self.scales) != set(SCALES):
@@ -965,6 +969,48 @@ def paper_scale_checks(results_dir: str | os.PathLike[str] | None = None
     return rows
 
 
+@dataclass(frozen=True)
+class Record:
+    """A verified result file, typed: its provenance and the experiment's :class:`Result`.
+
+    Attributes
+    ----------
+    experiment, scale : str
+    config : Config
+        The parameters of the run (the seed included).
+    result : Result or dict
+        ``results`` read back as the experiment's ``result_type`` (a dict for an experiment
+        without one).
+    meta : dict
+        The other fields of the file: ``config_hash``, ``git_commit``, ``git_dirty``,
+        ``device``, ``wall_time_s``, ``created``, ``pncutils_version``, ``torch_version``...
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     rec = Record.from_dict(load_result(run("fig4", "quick", out_dir=d)))
+    >>> rec.experiment, rec.config.depth, rec.meta["device"]
+    ('fig4', 6, 'cpu')
+    """
+
+    experiment: str
+    scale: str
+    config: Config
+    result: Any
+    meta: Mapping[str, Any]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Record:
+        """From the parsed content of a result file (see :func:`load_result`)."""
+        exp = _experiment(data["experiment"])
+        results = data["results"]
+        result = exp.result_type.from_dict(results) if exp.result_type else results
+        meta = {k: v for k, v in data.items()
+                if k not in ("experiment", "scale", "config", "results")}
+        return cls(data["experiment"], data["scale"], Config(**data["config"]), result, meta)
+
+
 # ----------------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------------
@@ -1277,7 +1323,8 @@ def compute(experiment: str, cfg: Config, device: torch.device | str | None = No
             f"cfg does not have the parameters of experiment {experiment!r}: missing {missing}, "
             f"unknown {extra}"
         )
-    return _jsonable(exp.fn(cfg, _resolve_device(exp, device)))
+    out = exp.fn(cfg, _resolve_device(exp, device))
+    return out if isinstance(out, Result) else _jsonable(out)
 
 
 def load_or_run(
@@ -1287,7 +1334,7 @@ def load_or_run(
     device: torch.device | str | None = None,
     results_dir: str | os.PathLike[str] | None = None,
     out_dir: str | os.PathLike[str] | None = None,
-) -> dict[str, Any] | None:
+) -> Record | None:
     """A chapter's access to a result: the committed file, or a fresh run when asked.
 
     Parameters
@@ -1310,8 +1357,8 @@ def load_or_run(
 
     Returns
     -------
-    dict or None
-        The parsed result (hash verified), or None when it is not committed here. A
+    Record or None
+        The result (hash verified), typed, or None when it is not committed here. A
         committed file whose config no longer matches the registry is not returned: a
         :class:`UserWarning` names the command that refreshes it, and None is returned.
 
@@ -1322,8 +1369,8 @@ def load_or_run(
 
     Examples
     --------
-    >>> res = load_or_run("fig4", "quick", recompute=False)
-    >>> res is None or res["config_hash"] == config_hash("fig4", "quick", res["config"])
+    >>> rec = load_or_run("fig4", "quick", recompute=False)
+    >>> rec is None or rec.meta["config_hash"] == config_hash("fig4", "quick", rec.config)
     True
     """
     import warnings
@@ -1340,7 +1387,8 @@ def load_or_run(
     if recompute:
         folder = Path(out_dir) if out_dir is not None else (
             Path(tempfile.gettempdir()) / "pncutils-results")
-        return load_result(run(experiment, scale, device=device, out_dir=folder))
+        return Record.from_dict(load_result(run(experiment, scale, device=device,
+                                                out_dir=folder)))
     path = result_path(experiment, scale, results_dir)
     if not path.is_file():
         return None
@@ -1350,7 +1398,7 @@ def load_or_run(
     except ValueError as err:
         warnings.warn(f"{path} is out of date and was not used: {err}", stacklevel=2)
         return None
-    return res
+    return Record.from_dict(res)
 
 
 def results_overview(folder: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:

@@ -33,7 +33,6 @@ convolutional and residual networks will use it).
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import fnmatch
 import math
@@ -44,7 +43,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pncutils._checks import as_tensor, check_device, check_float, check_int
+from pncutils._checks import as_tensor, check_float, check_int
+from pncutils._forward import eval_mode, model_device
 from pncutils.metrics import LayerTable, LayerwiseStats, LinearFit, linear_fit
 from pncutils.probes import GramStats, rank_from_singular_values, solve_streamed
 
@@ -279,26 +279,6 @@ class _Capture:
         return feats
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the run; every module's own training flag is restored afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
-def _model_device(model: nn.Module, device: Any) -> torch.device:
-    if device is not None:
-        return check_device(device)
-    for tensor in [*model.parameters(), *model.buffers()]:
-        return tensor.device
-    return torch.device("cpu")
-
-
 def _progress(batches: Iterable[Any], progress: bool | None, desc: str) -> Iterable[Any]:
     from pncutils.utils import progress_enabled
 
@@ -326,7 +306,7 @@ def _forward(model: nn.Module, cap: _Capture, x: Any, device: torch.device,
 def _run(model: nn.Module, rows: list[tuple[str, nn.Module | None]], data: Any, pool: Any,
          device: torch.device, progress: bool | None, consume: Any, desc: str) -> dict[str, str]:
     """Run `model` over `data` in eval mode under inference mode, and `consume(feats, y, i)`."""
-    with _eval_mode(model), _Capture(rows, pool) as cap, torch.inference_mode():
+    with eval_mode(model), _Capture(rows, pool) as cap, torch.inference_mode():
         for index, batch in enumerate(_progress(data, progress, desc)):
             x, y = _split(batch, index)
             consume(_forward(model, cap, x, device, index), y, index)
@@ -469,7 +449,7 @@ def measure(
     limit = (_DEFAULT_SCATTER_LIMIT if max_scatter_bytes is None
              else check_float(max_scatter_bytes, "max_scatter_bytes", minimum=0.0))
     rows = _select(model, layers)
-    dev = _model_device(model, device)
+    dev = model_device(model, device)
     batches = _batches(data, batch_size)
     K = _num_classes(data, num_classes)
     if probe and probe_data is None and isinstance(batches, Iterator):

@@ -42,7 +42,7 @@ from typing import Any
 from pncutils.fits import Fit
 from pncutils.metrics import LayerTable
 
-__all__ = ["Config", "Result"]
+__all__ = ["Config", "Result", "MeanStd", "mean_std"]
 
 
 class Config(Mapping[str, Any]):
@@ -182,3 +182,27 @@ class Result:
         if missing:
             raise ValueError(f"{cls.__name__} is missing field(s) {missing}")
         return cls(**{n: _typed(hints[n], data[n], n) for n in names if n in data})
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanStd(Result):
+    """Mean and sample standard deviation over seeds (``std = 0`` for one value).
+
+    >>> mean_std([1.0, 2.0, 3.0])
+    MeanStd(mean=2.0, std=1.0)
+    >>> MeanStd.from_dict(mean_std([4.0]).to_dict())
+    MeanStd(mean=4.0, std=0.0)
+    """
+
+    mean: float
+    std: float
+
+
+def mean_std(values: Any) -> MeanStd:
+    """The :class:`MeanStd` of a sequence of numbers (float64; NaN when empty)."""
+    import torch
+
+    t = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if t.numel() == 0:
+        return MeanStd(math.nan, math.nan)
+    return MeanStd(float(t.mean()), float(t.std()) if t.numel() > 1 else 0.0)

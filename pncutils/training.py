@@ -37,13 +37,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pncutils._checks import as_tensor, check_choice, check_float, check_int, check_labels
-from pncutils.utils import device_name, get_device, progress_enabled
+from pncutils.utils import device_name, get_device, progress_enabled, to_plain
 
 __all__ = ["TrainConfig", "History", "learning_rate", "train", "train_many"]
 
@@ -192,10 +191,10 @@ class History:
             "epochs_run": int(self.epochs_run),
             "converged": bool(self.converged),
             "final_loss": float(self.final_loss),
-            "metrics": {str(e): _jsonable(t) for e, t in self.metrics.items()},
+            "metrics": {str(e): to_plain(t) for e, t in self.metrics.items()},
             "wall_time": float(self.wall_time),
             "device": str(self.device),
-            "config": _jsonable(self.config),
+            "config": to_plain(self.config),
         }
 
     @classmethod
@@ -220,21 +219,6 @@ class History:
             device=str(data.get("device", "cpu")),
             config=dict(data.get("config", {})),
         )
-
-
-def _jsonable(obj: Any) -> Any:
-    """Convert tables, tensors and numpy values to plain Python containers."""
-    if hasattr(obj, "to_dict") and callable(obj.to_dict):
-        return _jsonable(obj.to_dict())
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Tensor | np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 def learning_rate(cfg: TrainConfig, epoch: int) -> float:

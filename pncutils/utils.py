@@ -1,4 +1,4 @@
-"""Seeds, devices and the environment (quick mode, Colab).
+"""Seeds, devices, the environment (quick mode, Colab) and plain-JSON conversion.
 
 See Also
 --------
@@ -7,15 +7,19 @@ book/intro.md : how the book uses quick mode and the device.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 __all__ = [
-    "seed_everything", "get_device", "quick_mode", "is_colab", "progress_enabled", "device_name"
+    "seed_everything", "get_device", "quick_mode", "is_colab", "progress_enabled", "device_name",
+    "to_plain",
 ]
 
 _DEVICES = ("cpu", "cuda", "mps")
@@ -162,3 +166,46 @@ def progress_enabled() -> bool:
     if quick_mode():
         return False
     return bool(sys.stderr is not None and sys.stderr.isatty()) or _in_notebook()
+
+
+def to_plain(obj: Any, nan_as_none: bool = False, strict: bool = False) -> Any:
+    """Plain Python containers of `obj`: anything with ``to_dict`` (tables, fits, results,
+    configs) through it, tensors and numpy values as lists and numbers, tuples as lists.
+
+    Parameters
+    ----------
+    obj : Any
+    nan_as_none : bool, default False
+        Write non-finite floats as None (standard JSON has no NaN).
+    strict : bool, default False
+        Raise a ValueError for a value that is not a JSON type (instead of passing it on).
+
+    Examples
+    --------
+    >>> to_plain({"a": torch.tensor([1.5, float("nan")]), "b": (np.int64(2), "x")})
+    {'a': [1.5, nan], 'b': [2, 'x']}
+    >>> to_plain([float("inf")], nan_as_none=True)
+    [None]
+    >>> to_plain(object(), strict=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot write a object as JSON
+    """
+    def conv(v: Any) -> Any:
+        if hasattr(v, "to_dict") and callable(v.to_dict):
+            return conv(v.to_dict())
+        if isinstance(v, Mapping):
+            return {str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [conv(x) for x in v]
+        if isinstance(v, torch.Tensor):
+            return conv(v.detach().cpu().tolist())
+        if hasattr(v, "tolist") and callable(v.tolist):  # numpy arrays and scalars
+            return conv(v.tolist())
+        if isinstance(v, float):
+            return None if nan_as_none and not math.isfinite(v) else v
+        if strict and not (v is None or isinstance(v, bool | int | str)):
+            raise ValueError(f"cannot write a {type(v).__name__} as JSON")
+        return v
+
+    return conv(obj)

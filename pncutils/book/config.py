@@ -41,6 +41,7 @@ from typing import Any
 
 from pncutils.fits import Fit
 from pncutils.metrics import LayerTable
+from pncutils.utils import to_plain
 
 __all__ = ["Config", "Result", "MeanStd", "mean_std"]
 
@@ -114,19 +115,6 @@ class Config(Mapping[str, Any]):
         return f"Config({inner})"
 
 
-def _plain(value: Any) -> Any:
-    """Plain Python values: results, tables, fits and configs by ``to_dict``; tensors as lists."""
-    if isinstance(value, Result | LayerTable | Fit | Config):
-        return value.to_dict()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist") and callable(value.tolist):  # tensors, numpy arrays, scalars
-        return value.tolist()
-    return value
-
-
 def _typed(tp: Any, value: Any, where: str) -> Any:
     """``value`` read from JSON as the annotated type ``tp`` (nested results, tables, fits)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
@@ -163,7 +151,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain, JSON-ready values (NaN kept: the writer maps it to null)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Any:

@@ -55,6 +55,7 @@ from pncutils._checks import check_choice, check_device, check_int
 from pncutils.book import beyond as _beyond
 from pncutils.book import transfer as _transfer
 from pncutils.book.config import Config, Result
+from pncutils.utils import to_plain
 
 __all__ = [
     "SCALES",
@@ -201,22 +202,8 @@ def config_hash(experiment: str, scale: str, config: Mapping[str, Any]) -> str:
 
 
 def _jsonable(obj: Any) -> Any:
-    """Plain JSON types: tables via ``to_dict``, tensors/arrays as lists, NaN/Inf as None."""
-    if hasattr(obj, "to_dict") and callable(obj.to_dict):
-        return _jsonable(obj.to_dict())
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return _jsonable(obj.detach().cpu().tolist())
-    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays and scalars
-        return _jsonable(obj.tolist())
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str | int):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    raise ValueError(f"cannot write a {type(obj).__name__} to a result file")
+    """Plain JSON types for a result file: NaN/Inf as None, anything else non-JSON refused."""
+    return to_plain(obj, nan_as_none=True, strict=True)
 
 
 def _dumps(obj: Any, indent: int = 0) -> str:

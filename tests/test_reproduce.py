@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pncutils import training
-from pncutils.book import reproduce
+from pncutils.book import config, reproduce
 from pncutils.book.config import Config
 from pncutils.book.reproduce import (
     EXPERIMENTS,
@@ -333,10 +333,10 @@ def _check_deep_summary(summary, layers, first, last):
 
 
 def test_subsample_curve():
-    out = reproduce._subsample_curve([float(i) for i in range(1000)])
+    out = config.loss_curve([float(i) for i in range(1000)]).to_dict()
     assert len(out["epoch"]) == 200 and out["epoch"][0] == 0 and out["epoch"][-1] == 999
     assert out["loss"] == [float(e) for e in out["epoch"]]
-    assert reproduce._subsample_curve([3.0, 2.0]) == {"epoch": [0, 1], "loss": [3.0, 2.0]}
+    assert config.loss_curve([3.0, 2.0]).to_dict() == {"epoch": [0, 1], "loss": [3.0, 2.0]}
 
 
 # ----------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from pncutils._checks import as_tensor, check_choice, check_float, check_int
-from pncutils.book.config import Config
+from pncutils.book.config import Config, loss_curve
 from pncutils.metrics import LayerTable, LayerwiseStats, linear_fit
 
 __all__ = [
@@ -592,13 +592,6 @@ def weight_diagnostics(
     return out
 
 
-def _subsample(values: Sequence[float], max_points: int = 200) -> dict[str, list]:
-    n = len(values)
-    idx = list(range(n)) if n <= max_points else sorted(
-        {round(i * (n - 1) / (max_points - 1)) for i in range(max_points)})
-    return {"epoch": idx, "loss": [float(values[i]) for i in idx]}
-
-
 def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
     """Train one deep linear network per setting on FashionMNIST and measure every layer.
 
@@ -684,7 +677,7 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
             "epochs_run": hist.epochs_run,
             "final_loss": hist.final_loss if math.isfinite(hist.final_loss) else None,
             "diverged": not math.isfinite(hist.final_loss),
-            "loss_curve": _subsample(hist.loss),
+            "loss_curve": loss_curve(hist.loss).to_dict(),
             "train_wall_time_s": hist.wall_time,
             "train_acc": None, "layers": None, "logits": None, "fit": None,
             "trace_within_ratios": None, "weights": None,

@@ -43,7 +43,9 @@ from pncutils.fits import Fit
 from pncutils.metrics import LayerTable
 from pncutils.utils import to_plain
 
-__all__ = ["Config", "Result", "MeanStd", "mean_std"]
+__all__ = [
+    "Config", "Result", "MeanStd", "mean_std", "LossCurve", "loss_curve", "MAX_CURVE_POINTS",
+]
 
 
 class Config(Mapping[str, Any]):
@@ -194,3 +196,31 @@ def mean_std(values: Any) -> MeanStd:
     if t.numel() == 0:
         return MeanStd(math.nan, math.nan)
     return MeanStd(float(t.mean()), float(t.std()) if t.numel() > 1 else 0.0)
+
+
+#: Loss curves in result files keep at most this many epochs (first and last included).
+MAX_CURVE_POINTS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class LossCurve(Result):
+    """A training loss curve at evenly spaced epochs (0-based)."""
+
+    epoch: list[int]
+    loss: list[float]
+
+
+def loss_curve(values: Any, max_points: int = MAX_CURVE_POINTS) -> LossCurve:
+    """The :class:`LossCurve` of per-epoch losses, at most `max_points` evenly spaced epochs.
+
+    >>> c = loss_curve([float(i) for i in range(1000)], max_points=3)
+    >>> c.epoch, c.loss
+    ([0, 500, 999], [0.0, 500.0, 999.0])
+    """
+    values = [float(v) for v in values]
+    n = len(values)
+    if n <= max_points:
+        idx = list(range(n))
+    else:
+        idx = sorted({round(i * (n - 1) / (max_points - 1)) for i in range(max_points)})
+    return LossCurve(idx, [values[i] for i in idx])

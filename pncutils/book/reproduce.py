@@ -54,7 +54,7 @@ import torch
 from pncutils._checks import check_choice, check_device, check_int
 from pncutils.book import beyond as _beyond
 from pncutils.book import transfer as _transfer
-from pncutils.book.config import Config, Result
+from pncutils.book.config import MAX_CURVE_POINTS, Config, Result, loss_curve
 from pncutils.utils import to_plain
 
 __all__ = [
@@ -100,9 +100,6 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "created",
     "results",
 )
-
-#: Loss curves are subsampled to at most this many points (first and last epochs kept).
-MAX_CURVE_POINTS = 200
 
 #: The checkout: ``pncutils/book/reproduce.py`` -> its grandparent's parent.
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -269,16 +266,6 @@ def _git_info() -> tuple[str | None, bool | None]:
         return None, None
     dirty = bool(tracked.strip()) or any(ln.startswith("??") for ln in untracked.splitlines())
     return commit.strip(), dirty
-
-
-def _subsample_curve(values: Sequence[float], max_points: int = MAX_CURVE_POINTS) -> dict:
-    """``{"epoch": [...], "loss": [...]}`` at most `max_points` evenly spaced epochs (0-based)."""
-    n = len(values)
-    if n <= max_points:
-        idx = list(range(n))
-    else:
-        idx = sorted({round(i * (n - 1) / (max_points - 1)) for i in range(max_points)})
-    return {"epoch": idx, "loss": [float(values[i]) for i in idx]}
 
 
 def _round_sig(values: Any, digits: int = 4) -> list[float]:
@@ -535,7 +522,7 @@ def _hybrid(cfg: Config, device: torch.device) -> dict[str, Any]:
             "analysis_wall_time_s": analysis_s,
             "epochs_run": hist.epochs_run,
             "final_loss": hist.final_loss,
-            "loss_curve": _subsample_curve(hist.loss),
+            "loss_curve": loss_curve(hist.loss),
             "train_acc": _accuracy(net, X, y, cfg.eval_batch_size, device),
             "test_acc": _accuracy(net, X_test, y_test, cfg.eval_batch_size, device),
             "layers": table.to_dict(),
@@ -649,7 +636,7 @@ def _fig4_seed(cfg: Config, runs: Any, s: int) -> dict[str, Any]:
         "epochs_run": hist.epochs_run,
         "converged": hist.converged,
         "final_loss": hist.final_loss,
-        "loss_curve": _subsample_curve(hist.loss),
+        "loss_curve": loss_curve(hist.loss),
         "orthogonality_gap": theory.orthogonality_gap(X, "max"),
         "measured": measured.to_dict(),
         "predicted": predicted.to_dict(),
@@ -773,7 +760,7 @@ def _fig3b(cfg: Config, device: torch.device) -> dict[str, Any]:
         d_fit = linear_fit(layers[1:], D[1:])
         per_seed.append({
             "seed": s, "epochs_run": hist.epochs_run, "final_loss": hist.final_loss,
-            "loss_curve": _subsample_curve(hist.loss), "layers": table.to_dict(),
+            "loss_curve": loss_curve(hist.loss), "layers": table.to_dict(),
             "log_compression_fit": {"slope": c_fit.slope, "intercept": c_fit.intercept,
                                     "r2": c_fit.r2, "rate": math.exp(c_fit.slope)},
             "discrimination_fit": {"slope": d_fit.slope, "intercept": d_fit.intercept,

@@ -34,8 +34,9 @@ from pncutils._checks import (
     check_int,
     check_labels,
 )
-from pncutils.metrics import LayerTable, LayerwiseStats
-from pncutils.probes import GramStats, rank_from_singular_values, solve_streamed
+from pncutils._forward import eval_mode
+from pncutils.measurement import measure
+from pncutils.metrics import LayerTable
 
 __all__ = ["REPORT_COLUMNS", "layer_report", "pca_projection"]
 
@@ -118,8 +119,9 @@ def layer_report(
 ) -> LayerTable:
     """Per-layer table of C, D, NC1, traces, numerical rank and linear-probe accuracy.
 
-    The features ``model.features(x)`` are computed in ``eval()`` mode under
-    ``torch.no_grad()``, `batch_size` samples at a time, in two passes over ``X``:
+    The features ``model.features(x)`` are streamed through :func:`pncutils.measure`
+    (``eval()`` mode, no gradients, `batch_size` samples at a time), in two passes over ``X``
+    (three with test data):
 
     1. statistics: per layer, :class:`pncutils.metrics.LayerwiseStats` (C, D, NC1, traces)
        and the float64 Gram matrix ``H^T H`` (D, D), the column sums and the per-class sums
@@ -207,61 +209,35 @@ def layer_report(
         raise ValueError("energy must be in (0, 1], got 0.0")
     probe_ridge = check_float(probe_ridge, "probe_ridge", minimum=0.0)
     dev, dtype = _place_model(model, device)
-    # float64 statistics: MPS has none, so they live on the CPU there
-    stat_dev = torch.device("cpu") if dev.type == "mps" else dev
-
-    def batches(inputs: Tensor, labels: Tensor) -> Any:
-        for a in range(0, inputs.shape[0], batch_size):
-            xb = inputs[a : a + batch_size].to(device=dev, dtype=dtype)
-            feats = [
-                check_features(H, f"features of layer {layer}").to(stat_dev)
-                for layer, H in enumerate(model.features(xb))
-            ]
-            yield feats, labels[a : a + batch_size].to(stat_dev)
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            # pass 1: metrics and Gram statistics
-            stats: LayerwiseStats | None = None
-            grams: list[GramStats] = []
-            for feats, yb in batches(X, y):
-                if stats is None:
-                    stats = LayerwiseStats(len(feats), K)
-                    grams = [GramStats(H, K) for H in feats]
-                stats.update(feats, yb)
-                for st, H in zip(grams, feats, strict=True):
-                    st.update(H, yb)
-            if stats is None:  # cannot happen: X has at least one row
-                raise ValueError("X has no rows")
-            table = stats.compute()
-            counts = torch.bincount(y, minlength=K).to(torch.float64).to(stat_dev)
-            ranks = [
-                rank_from_singular_values(st.singular_values(), energy) for st in grams
-            ]
-            probes = [solve_streamed(st, counts, probe_ridge) for st in grams]
-
-            # pass 2 (and 3): probe predictions
-            def accuracy(inputs: Tensor, labels: Tensor) -> list[float]:
-                correct = torch.zeros(len(probes), dtype=torch.float64, device=stat_dev)
-                for feats, yb in batches(inputs, labels):
-                    for i, (H, (W, mean, Y_mean)) in enumerate(zip(feats, probes, strict=True)):
-                        pred = ((H - mean) @ W + Y_mean).argmax(1)
-                        correct[i] += (pred == yb).sum()
-                return (correct / inputs.shape[0]).tolist()
-
-            train_acc = accuracy(X, y)
-            test_acc = accuracy(X_test, y_test) if X_test is not None else None
-    finally:
-        model.train(was_training)
-
-    columns: dict[str, Any] = dict(table.to_dict())
-    columns["rank"] = ranks
-    columns["probe_train_acc"] = train_acc
-    if test_acc is not None:
+    taps = _FeatureTaps(model, X[:1].to(dev, dtype))
+    m = measure(taps, (X.to(dtype), y), layers=taps.names, num_classes=K, nc1=True, rank=True,
+                probe=True, probe_data=None if X_test is None else (X_test.to(dtype), y_test),
+                probe_train=X_test is not None, ridge=probe_ridge, energy=energy,
+                batch_size=batch_size, device=dev, progress=False)
+    columns = {k: v for k, v in m.table.to_dict().items() if k != "dim"}
+    if X_test is None:
+        columns["probe_train_acc"] = columns.pop("probe_accuracy")
+    else:
+        test_acc = columns.pop("probe_accuracy")
+        columns["probe_train_acc"] = columns.pop("probe_train_accuracy")
         columns["probe_test_acc"] = test_acc
     return LayerTable(columns)
+
+
+class _FeatureTaps(nn.Module):
+    """``model.features(x)`` as module outputs: feature ``l`` passes through ``taps.l``
+    (an identity), so that :func:`pncutils.measure` can hook every entry of the list."""
+
+    def __init__(self, model: nn.Module, probe_input: Tensor) -> None:
+        super().__init__()
+        self.model = model
+        with eval_mode(model), torch.no_grad():
+            count = len(model.features(probe_input))
+        self.taps = nn.ModuleList(nn.Identity() for _ in range(count))
+        self.names = [f"taps.{i}" for i in range(count)]
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return [tap(h) for tap, h in zip(self.taps, self.model.features(x), strict=True)]
 
 
 def pca_projection(H: Any, num_components: int = 2) -> Tensor:

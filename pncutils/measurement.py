@@ -45,7 +45,8 @@ from torch import Tensor, nn
 
 from pncutils._checks import as_tensor, check_float, check_int
 from pncutils._forward import eval_mode, model_device
-from pncutils.metrics import LayerTable, LayerwiseStats, LinearFit, linear_fit
+from pncutils.fits import Fit, geometric
+from pncutils.metrics import LayerTable, LayerwiseStats
 from pncutils.probes import GramStats, rank_from_singular_values, solve_streamed
 
 __all__ = ["measure", "Measurement", "INPUT", "OUTPUT"]
@@ -67,14 +68,14 @@ class Measurement:
         dimension after reduction), ``compression``, ``discrimination``, ``nc1`` (NaN with
         ``nc1=False``), ``trace_within``, ``trace_between``; ``rank`` with ``rank=True``;
         ``probe_accuracy`` with ``probe=True`` (held-out accuracy when ``probe_data`` was
-        given, else training accuracy).
+        given, else training accuracy), and ``probe_train_accuracy`` with ``probe_train=True``.
     names : tuple of str
         The module name of each row (``"input"``, ``"output"`` for the pseudo-layers).
     pooling : tuple of str
         How each row's output was reduced, e.g. ``"avg (8x4x4 -> 8)"`` or ``"none"``.
-    fit : LinearFit or None
-        Least-squares line through ``(row, log C)`` over ``fit_rows`` (None when fewer than
-        two rows or a non-positive C).
+    fit : Fit or None
+        The geometric fit (:func:`pncutils.fits.geometric`) of ``C`` against the row over
+        ``fit_rows`` (None when fewer than two rows or a non-positive C).
     fit_rows : tuple of int
         The rows of the fit.
     num_samples : int
@@ -84,14 +85,14 @@ class Measurement:
     table: LayerTable
     names: tuple[str, ...]
     pooling: tuple[str, ...]
-    fit: LinearFit | None
+    fit: Fit | None
     fit_rows: tuple[int, ...]
     num_samples: int
 
     @property
     def rate(self) -> float:
-        """The fitted geometric rate per row, ``exp(fit.slope)`` (NaN without a fit)."""
-        return math.exp(self.fit.slope) if self.fit is not None else float("nan")
+        """The fitted geometric rate per row, ``fit.rate`` (NaN without a fit)."""
+        return self.fit.rate if self.fit is not None else math.nan
 
     def to_pandas(self) -> Any:
         """The table with ``name`` and ``pooling`` columns, as a :class:`pandas.DataFrame`."""
@@ -361,6 +362,7 @@ def measure(
     rank: bool = False,
     probe: bool = False,
     probe_data: Any = None,
+    probe_train: bool = False,
     ridge: float = 1e-6,
     energy: float = 0.95,
     fit_rows: Sequence[int] | None = None,
@@ -400,6 +402,9 @@ def measure(
         matrices (D x D per layer). The probe's accuracy needs a second pass: over
         `probe_data` (held-out, same format as `data`) when given, else over `data` again
         (which must then be re-iterable, like a DataLoader).
+    probe_train : bool, default False
+        With `probe_data`, also the probe's accuracy on `data` (a third pass; `data` must
+        be re-iterable): the column ``probe_train_accuracy``.
     ridge, energy : float
         Probe ridge (relative, as in ``linear_probe_accuracy``) and rank energy.
     fit_rows : sequence of int, optional
@@ -439,7 +444,8 @@ def measure(
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    for flag, name in ((nc1, "nc1"), (rank, "rank"), (probe, "probe")):
+    for flag, name in ((nc1, "nc1"), (rank, "rank"), (probe, "probe"),
+                       (probe_train, "probe_train")):
         if not isinstance(flag, bool):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
     pool = _pool_spec(pool)
@@ -452,8 +458,10 @@ def measure(
     dev = model_device(model, device)
     batches = _batches(data, batch_size)
     K = _num_classes(data, num_classes)
-    if probe and probe_data is None and isinstance(batches, Iterator):
-        raise ValueError("probe=True without probe_data needs re-iterable data (a DataLoader "
+    if probe_train and not (probe and probe_data is not None):
+        raise ValueError("probe_train=True needs probe=True and probe_data")
+    if probe and (probe_data is None or probe_train) and isinstance(batches, Iterator):
+        raise ValueError("a probe on the training data needs re-iterable data (a DataLoader "
                          "or a list), not a one-shot iterator")
     stats = LayerwiseStats(len(rows), K, nc1=nc1)
     grams: list[GramStats] = []
@@ -476,7 +484,11 @@ def measure(
     if probe:
         accuracy = _probe_pass(model, rows, grams, stats, ridge, probe_data, batches,
                                batch_size, pool, dev, progress)
-        table = LayerTable({**table.to_dict(), "probe_accuracy": accuracy})
+        columns = {**table.to_dict(), "probe_accuracy": accuracy}
+        if probe_train:
+            columns["probe_train_accuracy"] = _probe_pass(
+                model, rows, grams, stats, ridge, None, batches, batch_size, pool, dev, progress)
+        table = LayerTable(columns)
     return _result(table, rows, pooling, fit_rows, stats.num_samples)
 
 
@@ -555,6 +567,6 @@ def _result(table: LayerTable, rows: list[tuple[str, Any]], pooling: dict[str, s
     C = table.compression[list(fit_rows)] if fit_rows else torch.zeros(0)
     fit = None
     if len(fit_rows) >= 2 and bool((C > 0).all()) and bool(torch.isfinite(C).all()):
-        fit = linear_fit(torch.tensor(fit_rows, dtype=torch.float64), torch.log(C))
+        fit = geometric(C, layers=list(fit_rows))
     return Measurement(table, names, tuple(pooling.get(n, "none") for n in names), fit,
                        tuple(fit_rows), num_samples)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pncutils._checks import as_tensor, check_choice, check_float, check_int, check_labels
+from pncutils._forward import eval_mode
 from pncutils.utils import device_name, get_device, progress_enabled, to_plain
 
 __all__ = ["TrainConfig", "History", "learning_rate", "train", "train_many"]
@@ -365,11 +366,8 @@ def _layer_table(
 
 
 def _evaluate(model: nn.Module, X: Tensor, y: Tensor, K: int) -> Any:
-    was_training = model.training
-    model.eval()
-    table = _layer_table(model.features, X, y, K)  # type: ignore[arg-type]
-    model.train(was_training)
-    return table
+    with eval_mode(model):
+        return _layer_table(model.features, X, y, K)  # type: ignore[arg-type]
 
 
 def _has_batch_norm(model: nn.Module) -> bool:

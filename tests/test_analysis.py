@@ -288,3 +288,19 @@ def test_pca_errors():
         pca_projection(H, 0)
     with pytest.raises(ValueError, match="2-D"):
         pca_projection(H[0])
+
+
+def test_layer_report_is_measure_on_the_blocks():
+    """The report of a book network equals pnc.measure on its input and blocks (one loop)."""
+    import pncutils as pnc
+    from pncutils.models import HybridNetwork
+
+    g = torch.Generator().manual_seed(3)
+    net = HybridNetwork(6, 8, 3, depth=4, num_nonlinear=2, init_scale=1.0, generator=g)
+    X, y = torch.randn(45, 6, generator=g), torch.arange(45) % 3
+    report = layer_report(net, X, y, batch_size=10)
+    names = ["input", *[f"blocks.{i}" for i in range(len(net.blocks))]]
+    m = pnc.measure(net, (X, y), layers=names, rank=True, probe=True, batch_size=10)
+    for col in ("compression", "discrimination", "nc1", "trace_within", "rank"):
+        assert report[col].tolist() == pytest.approx(m.table[col].tolist(), rel=1e-12), col
+    assert report.probe_train_acc.tolist() == m.table.probe_accuracy.tolist()

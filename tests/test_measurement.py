@@ -300,6 +300,22 @@ def test_rank_and_probes_match_the_metrics_on_captured_features(setup):
     for row, name in enumerate(names):
         ref = naive_probe(hand[name], y.numpy(), hand_t[name], yt.numpy(), 1e-6)
         assert float(held.table.probe_accuracy[row]) == pytest.approx(ref, abs=1e-12)
+    both = pnc.measure(net, (X, y), layers=names, probe=True, probe_data=(Xt, yt),
+                       probe_train=True, num_classes=K)
+    assert torch.equal(both.table.probe_accuracy, held.table.probe_accuracy)
+    assert torch.equal(both.table.probe_train_accuracy, m.table.probe_accuracy)
+
+
+def test_probe_train_needs_probe_data_and_reiterable_data(setup):
+    net, X, y = setup
+    with pytest.raises(ValueError, match="probe_train=True needs probe=True and probe_data"):
+        pnc.measure(net, (X, y), layers="stem", probe=True, probe_train=True)
+    once = iter([(X, y)])
+    with pytest.raises(ValueError, match="re-iterable data"):
+        pnc.measure(net, once, layers="stem", num_classes=K, probe=True, probe_data=(X, y),
+                    probe_train=True)
+    with pytest.raises(ValueError, match="probe_train must be True or False"):
+        pnc.measure(net, (X, y), layers="stem", probe_train=1)
 
 
 def test_geometric_fit_over_the_chosen_rows(setup):
@@ -309,6 +325,7 @@ def test_geometric_fit_over_the_chosen_rows(setup):
     C = m.table.compression.numpy()
     slope, intercept = np.polyfit([1, 2, 3], np.log(C[1:4]), 1)
     assert m.fit.slope == pytest.approx(slope, rel=1e-10)
+    assert m.fit.kind == "geometric" and m.fit.layers == (1, 2, 3)
     assert m.rate == pytest.approx(np.exp(slope), rel=1e-10)
     custom = pnc.measure(net, (X, y), layers=["input", "stem", "output"], fit_rows=[0, 2])
     assert custom.fit_rows == (0, 2)

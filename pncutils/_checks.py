@@ -148,11 +148,39 @@ def check_float(
 
 
 def check_device(device: Any) -> torch.device:
-    """``torch.device(device)``, or a ValueError naming what was given (the one device check)."""
+    """``torch.device(device)``, or a ValueError naming what was given (the one device check).
+
+    A CUDA device on a machine without CUDA is refused here, before any work starts.
+    """
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device must name a torch device, got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(dev)!r} requested but CUDA is not available")
+    return dev
+
+
+def check_inputs(X: Any, name: str = "X", in_dim: int | None = None) -> Tensor:
+    """A model's inputs: a real 2-D ``(N, D_in)`` tensor with rows (integers become floats).
+
+    The one input check of the package (training and the per-layer report); `in_dim`, when
+    given, must be the number of columns.
+    """
+    X = as_tensor(X, name)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D with shape (N, D_in), got shape {tuple(X.shape)}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    if X.dtype == torch.bool or X.is_complex():
+        raise ValueError(f"{name} must be real-valued, got dtype {X.dtype}")
+    if not X.is_floating_point():
+        X = X.to(torch.get_default_dtype())
+    if in_dim is not None and X.shape[1] != in_dim:
+        raise ValueError(
+            f"{name} has {X.shape[1]} columns but the model's input dimension is {in_dim}"
+        )
+    return X
 
 
 def check_choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:

@@ -27,10 +27,10 @@ import torch
 from torch import Tensor, nn
 
 from pncutils._checks import (
-    as_tensor,
     check_device,
     check_features,
     check_float,
+    check_inputs,
     check_int,
     check_labels,
 )
@@ -67,17 +67,6 @@ def _check_model(model: Any) -> nn.Module:
             f"pncutils.models.HybridNetwork does; {type(model).__name__} has none"
         )
     return model
-
-
-def _check_inputs(X: Any, name: str) -> Tensor:
-    X = as_tensor(X, name)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D with shape (N, D_in), got shape {tuple(X.shape)}")
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
-    if X.dtype == torch.bool or X.is_complex():
-        raise ValueError(f"{name} must be real-valued, got dtype {X.dtype}")
-    return X
 
 
 def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -192,13 +181,13 @@ def layer_report(
     (('rank', 'probe_train_acc'), 3, True)
     """
     model = _check_model(model)
-    X = _check_inputs(X, "X")
+    X = check_inputs(X, "X")
     N = X.shape[0]
     y, K = check_labels(y, N, getattr(model, "num_classes", None))
     if (X_test is None) != (y_test is None):
         raise ValueError("give both X_test and y_test, or neither")
     if X_test is not None:
-        X_test = _check_inputs(X_test, "X_test")
+        X_test = check_inputs(X_test, "X_test")
         if X_test.shape[1] != X.shape[1]:
             raise ValueError(f"X_test has {X_test.shape[1]} columns but X has {X.shape[1]}")
         y_test, _ = check_labels(y_test, X_test.shape[0], K, require_all=False, name="y_test",

@@ -41,7 +41,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pncutils._checks import as_tensor, check_choice, check_float, check_int, check_labels
+from pncutils._checks import (
+    as_tensor,
+    check_choice,
+    check_device,
+    check_float,
+    check_inputs,
+    check_int,
+    check_labels,
+)
 from pncutils._forward import eval_mode
 from pncutils.utils import device_name, get_device, progress_enabled, to_plain
 
@@ -264,11 +272,9 @@ def learning_rate(cfg: TrainConfig, epoch: int) -> float:
 
 
 def _resolve_device(device: torch.device | str | None, dtype: torch.dtype) -> torch.device:
-    dev = get_device() if device is None else torch.device(device)
+    dev = get_device() if device is None else check_device(device)
     if dev.type == "mps" and dtype == torch.float64:
         raise ValueError("MPS has no float64: train a float32 model or pass device='cpu'")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(dev)!r} requested but CUDA is not available")
     return dev
 
 
@@ -284,27 +290,8 @@ def _num_classes(model: nn.Module, X: Tensor) -> int:
     if K is not None:
         return int(K)
     # a generic module: read K off one forward pass (eval mode leaves BatchNorm untouched)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        out = model(X[:2])
-    model.train(was_training)
-    return int(out.shape[-1])
-
-
-def _check_inputs(X: Any, in_dim: int | None, name: str = "X") -> Tensor:
-    X = as_tensor(X, name)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D with shape (N, D_in), got shape {tuple(X.shape)}")
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
-    if not X.is_floating_point():
-        X = X.to(torch.get_default_dtype())
-    if in_dim is not None and X.shape[1] != in_dim:
-        raise ValueError(
-            f"{name} has {X.shape[1]} columns but the model's input dimension is {in_dim}"
-        )
-    return X
+    with eval_mode(model), torch.no_grad():
+        return int(model(X[:2]).shape[-1])
 
 
 def _check_targets(y: Any, num_samples: int, num_classes: int, name: str = "y") -> Tensor:
@@ -497,7 +484,7 @@ def _train_inputs(model: Any, X: Any, y: Any, cfg: Any, device: Any
         raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     dtype = _param_dtype(model)
     dev = _resolve_device(device, dtype)
-    X = _check_inputs(X, getattr(model, "in_dim", None))
+    X = check_inputs(X, in_dim=getattr(model, "in_dim", None))
     N = X.shape[0]
     model.to(dev)
     X = X.to(device=dev, dtype=dtype)
@@ -737,11 +724,11 @@ def _stacked_data(X: Any, y: Any, S: int, in_dim: int, K: int) -> tuple[Tensor, 
     """`train_many`'s data as ``(S, N, D_in)`` inputs and ``(S, N)`` labels (shared or per run)."""
     X = as_tensor(X, "X")
     if X.ndim == 2:
-        X = _check_inputs(X, in_dim).unsqueeze(0).expand(S, -1, -1)
+        X = check_inputs(X, in_dim=in_dim).unsqueeze(0).expand(S, -1, -1)
     elif X.ndim == 3:
         if X.shape[0] != S:
             raise ValueError(f"X has shape {tuple(X.shape)}: its first dimension must be S={S}")
-        X = torch.stack([_check_inputs(X[s], in_dim, f"X[{s}]") for s in range(S)])
+        X = torch.stack([check_inputs(X[s], f"X[{s}]", in_dim) for s in range(S)])
     else:
         raise ValueError(f"X must have shape (N, D_in) or (S, N, D_in), got {tuple(X.shape)}")
     N = X.shape[1]

@@ -9,11 +9,18 @@ Measures, for one problem size (default on the CPU: N = 20 000, D = 512, K = 10,
     subset of samples and extrapolated linearly in N (its cost is exactly linear in N);
 (b) C and D alone against their lower bound: one pass of ``H.T @ onehot(y)`` and
     ``(H * H).sum()`` per layer;
-(c) NC1 against one ``H.T @ H`` per layer.
+(c) NC1 against one ``H.T @ H`` per layer;
+(d) on one thread, the full table (NC1 included) of one feature matrix from ``layerwise``, and
+    ``LayerwiseStats(nc1=False)`` fed batches of 1 000 rows, against the physical limit of a
+    float64-exact table: ONE pass over the features that converts 1 000 rows at a time into a
+    reused float64 buffer and accumulates the class sums (``index_add_``) and the sum of
+    squares. Float32 and float64 inputs, N = 4 000 and 20 000, D = 512, K = 10; the
+    repetitions are interleaved (bound, layerwise, stream, bound, ...) and the medians
+    compared (target: ratio <= 6).
 
 Run ``python benchmarks/metrics_bench.py`` (add ``--device cuda`` on a GPU, where the default
 size becomes N = 50 000, D = 1 024, L = 8). Results are printed and, with ``--out DIR``,
-written to ``DIR/metrics_bench-<device>.json``.
+written to ``DIR/metrics_bench-<device>.json``; ``--only-bound`` runs (d) alone.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -51,6 +59,94 @@ def timeit(fn, device, repeat=3):
         _sync(device)
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def one_pass_bound(H, y, K, chunk=1000):
+    """The limit of a float64-exact table: one pass, 1 000 rows at a time converted into a
+    reused float64 buffer, class sums by ``index_add_`` and the total sum of squares."""
+    N, D = H.shape
+    buf = torch.empty(min(chunk, N), D, dtype=torch.float64, device=H.device)
+    sums = torch.zeros(K, D, dtype=torch.float64, device=H.device)
+    sq = torch.zeros((), dtype=torch.float64, device=H.device)
+    for a in range(0, N, chunk):
+        b = min(a + chunk, N)
+        c = buf[: b - a]
+        c.copy_(H[a:b])
+        sums.index_add_(0, y[a:b], c)
+        flat = c.view(-1)
+        sq += flat @ flat
+    return sums, sq
+
+
+def bound_section(device, sizes=(4000, 20000), D=512, K=10, repeat=7, batch=1000):
+    """(d): medians of interleaved repetitions on one thread, per dtype and size."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cases = []
+    try:
+        for N in sizes:
+            for dtype in (torch.float32, torch.float64):
+                g = torch.Generator(device="cpu").manual_seed(N)
+                y = torch.arange(N) % K
+                means = torch.randn(K, D, generator=g, dtype=torch.float64) * 2
+                H = (means[y] + torch.randn(N, D, generator=g, dtype=torch.float64)).to(dtype)
+                H, y = H.to(device), y.to(device)
+
+                def stream(H=H, y=y, N=N):
+                    stats = M.LayerwiseStats(1, K, nc1=False)
+                    for a in range(0, N, batch):
+                        stats.update([H[a : a + batch]], y[a : a + batch])
+                    return stats.compute()
+
+                fns = {"bound": lambda H=H, y=y: one_pass_bound(H, y, K, batch),
+                       "layerwise": lambda H=H, y=y: M.layerwise([H], y), "stream": stream}
+                times = {k: [] for k in fns}
+                for fn in fns.values():  # warm-up
+                    fn()
+                for _ in range(repeat):
+                    for name, fn in fns.items():
+                        _sync(device)
+                        t0 = time.perf_counter()
+                        fn()
+                        _sync(device)
+                        times[name].append(time.perf_counter() - t0)
+                med = {k: statistics.median(v) for k, v in times.items()}
+                cases.append({
+                    "N": N, "D": D, "K": K, "dtype": str(dtype).replace("torch.", ""),
+                    "bound_s": med["bound"], "layerwise_s": med["layerwise"],
+                    "stream_no_nc1_s": med["stream"],
+                    "layerwise_ratio": med["layerwise"] / med["bound"],
+                    "stream_no_nc1_ratio": med["stream"] / med["bound"],
+                })
+    finally:
+        torch.set_num_threads(threads)
+    return {"threads": 1, "repeat": repeat, "statistic": "median of interleaved repetitions",
+            "batch_rows": batch, "target_ratio": 6.0, "cases": cases}
+
+
+def bound_lines(sec):
+    lines = [f"(d) one thread, vs the one-pass bound (chunks of {sec['batch_rows']} rows "
+             f"converted to float64, index_add_, sum of squares), median of {sec['repeat']} "
+             "interleaved runs   (target <= 6x)"]
+    for c in sec["cases"]:
+        lines.append(
+            f"    N={c['N']:>6} {c['dtype']:>7}: bound {1e3 * c['bound_s']:6.2f} ms, "
+            f"layerwise (full table) {c['layerwise_ratio']:4.2f}x, "
+            f"LayerwiseStats(nc1=False, {sec['batch_rows']}-row batches) "
+            f"{c['stream_no_nc1_ratio']:4.2f}x")
+    return lines
 
 
 def naive_table(features, y, K):
@@ -119,8 +215,17 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--out", default=None, help="folder for the JSON result")
+    p.add_argument("--only-bound", action="store_true", help="run (d) alone")
     args = p.parse_args(argv)
     device = torch.device(args.device)
+    machine = {"device": device_name(device), "torch": torch.__version__,
+               "machine": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
+               "cpu_count": os.cpu_count()}
+    if args.only_bound:
+        res = {**machine, "d_vs_one_pass_bound": bound_section(device)}
+        sys.stdout.write("\n".join(bound_lines(res["d_vs_one_pass_bound"])) + "\n")
+        _write(res, args.out, device)
+        return res
     gpu = device.type == "cuda"
     N = args.num_samples or (50_000 if gpu else 20_000)
     D = args.dim or (1024 if gpu else 512)
@@ -129,9 +234,7 @@ def main(argv=None):
     feats, y = make_problem(N, D, K, L, device)
     onehot = torch.nn.functional.one_hot(y, K).to(torch.float64)
 
-    res = {"device": device_name(device), "torch": torch.__version__,
-           "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-           "threads": torch.get_num_threads(), "N": N, "D": D, "K": K, "L": L}
+    res = {**machine, "threads": torch.get_num_threads(), "N": N, "D": D, "K": K, "L": L}
 
     # (a) full tables
     t_layerwise = timeit(lambda: M.layerwise(feats, y), device, args.repeat)
@@ -188,8 +291,9 @@ def main(argv=None):
         "b_cd_s": t_cd, "b_bound_s": t_cd_bound, "b_ratio": t_cd / t_cd_bound,
         "c_nc1_s": t_nc1, "c_gram_s": t_gram, "c_ratio": t_nc1 / t_gram,
     })
+    res["d_vs_one_pass_bound"] = bound_section(device)
     lines = [
-        f"metrics benchmark on {res['device']} ({res['machine']}, {res['threads']} thread(s)), "
+        f"metrics benchmark on {res['device']} ({res['cpu_model']}, {res['threads']} thread(s)), "
         f"N={N} D={D} K={K} L={L}, float64",
         f"(a) full table: layerwise {t_layerwise:.3f} s, LayerwiseStats(batch {args.batch_size}) "
         f"{t_stream:.3f} s, naive {t_naive:.1f} s "
@@ -202,16 +306,23 @@ def main(argv=None):
         f"ratio {t_cd / t_cd_bound:.2f}   (target <= 3)",
         f"(c) NC1: {t_nc1:.3f} s vs bound (H.T@H) {t_gram:.3f} s: ratio {t_nc1 / t_gram:.2f}"
         "   (target <= 3)",
+        *bound_lines(res["d_vs_one_pass_bound"]),
     ]
     sys.stdout.write("\n".join(lines) + "\n")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"metrics_bench-{device.type}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(res, indent=2) + "\n")
-        os.replace(tmp, path)
+    _write(res, args.out, device)
     return res
+
+
+def _write(res, out, device):
+    """Write ``res`` to ``out/metrics_bench-<device>.json`` atomically (nothing without out)."""
+    if not out:
+        return
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"metrics_bench-{device.type}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(res, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

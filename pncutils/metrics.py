@@ -11,10 +11,11 @@ Conventions (the book's notation page states them once):
 
 Every function validates its inputs (clear :class:`ValueError` messages), never modifies them,
 computes in float64 on the input's device (the CPU for MPS, which has no float64), and returns
-Python floats for scalars and CPU float64 tensors for per-layer curves. Within-class quantities
-use the corrected two-pass algorithm, which keeps them exact under large common offsets
-(adding ``1e6`` to every feature changes ``C`` by about ``1e-10``), and form deviations in
-chunks of rows, so memory stays O(D K + chunk D) beyond the input.
+Python floats for scalars and CPU float64 tensors for per-layer curves. The input is never
+copied whole: rows are converted to float64 a chunk at a time, and within-class quantities are
+accumulated chunk by chunk with each row shifted by its class's running mean (see
+``_accumulate``), which keeps them exact under large common offsets (adding ``1e6`` to every
+feature changes ``C`` by about ``1e-11``); memory stays O(N + chunk D + K D) beyond the input.
 
 See Also
 --------
@@ -34,6 +35,7 @@ import torch
 from torch import Tensor
 
 from pncutils._checks import (
+    as_tensor,
     check_features,
     check_float,
     check_int,
@@ -79,82 +81,205 @@ TABLE_COLUMNS = ("layer", "compression", "discrimination", "nc1", "trace_within"
 
 
 def _prepare(H: Any, y: Any, num_classes: int | None) -> tuple[Tensor, Tensor, int]:
-    """Validate and return ``(H float64, y int64 on H's device, K)``."""
-    H = check_features(H)
+    """Validate and return ``(H in its own dtype, y int64 on H's device, K)``.
+
+    ``H`` is not converted to float64 here: :class:`_Moments` converts it a chunk of rows at
+    a time (a full-size float64 copy costs more than the arithmetic) and finds NaN and Inf on
+    the way (see :func:`_features`).
+    """
+    H = _features(H)
     y, K = check_labels(y, H.shape[0], num_classes, device=H.device)
     return H, y, K
+
+
+def _features(H: Any, name: str = "H") -> Tensor:
+    """:func:`check_features` without its full-size float64 copy, with the same messages.
+
+    Shape and dtype are checked here; NaN and Inf are found by :func:`_accumulate`, whose
+    running sums they make non-finite, and which then calls :func:`check_features` for the
+    message. Returns ``H`` detached, in its own dtype, on the device where the float64 work
+    is done (the CPU for MPS, which has no float64).
+    """
+    T = as_tensor(H, name)
+    if T.ndim != 2 or 0 in T.shape or T.dtype == torch.bool or T.is_complex():
+        check_features(T, name)  # raises the shape or dtype message
+    return T.detach().to("cpu" if T.device.type == "mps" else T.device)
+
+
+class _ClassRows:
+    """Subtracts class rows ``M[y_i]`` from a float64 chunk ``d`` in place, one reused buffer.
+
+    With few classes a GEMM with the chunk's one-hot labels (faster than a gather there), with
+    ``K >= MANY`` a gather into the buffer; both round ``d_i - M[y_i]`` once, so are exact.
+
+    Parameters
+    ----------
+    K, D, rows : int
+        Classes, columns, and the most rows of a chunk.
+    device : torch.device
+    """
+
+    MANY = 32
+
+    def __init__(self, K: int, D: int, rows: int, device: torch.device) -> None:
+        self.gemm = K < self.MANY
+        self.buf = torch.empty(rows, K if self.gemm else D, dtype=torch.float64, device=device)
+
+    def subtract(self, d: Tensor, M: Tensor, y: Tensor) -> Tensor:
+        """``d -= M[y]``: ``d`` (B, D) float64, ``M`` (K, D) float64, ``y`` (B,) int64."""
+        w = self.buf[: d.shape[0]]
+        if self.gemm:
+            return d.addmm_(w.zero_().scatter_(1, y[:, None], 1.0), M, alpha=-1)
+        return d.sub_(torch.index_select(M, 0, y, out=w))
+
+
+def _chunk_rows(device: torch.device, K: int) -> int:
+    """Rows per float64 chunk: ``_Moments.CHUNK`` on the CPU, 8 times more elsewhere, and at
+    least ``4 K`` with many classes, so that a chunk's O(K D) updates stay a fraction of its
+    O(rows D) work."""
+    rows = _Moments.CHUNK if device.type == "cpu" else 8 * _Moments.CHUNK
+    return max(rows, 4 * K) if K >= _ClassRows.MANY else rows
+
+
+def _accumulate(H: Tensor, y: Tensor, counts: Tensor, shift: Tensor, means: Tensor,
+                scatter: Tensor, chunk: int, name: str = "H") -> None:
+    """Add the rows of ``H`` to running per-class moments in one pass over float64 chunks.
+
+    The one kernel of :func:`layerwise` (through :class:`_Moments`) and of
+    :class:`LayerwiseStats`. ``chunk`` rows at a time are converted into one reused float64
+    buffer (never the whole matrix) and shifted by their class's current mean, ``d_i = h_i -
+    r_{y_i}`` (see :class:`_ClassRows`; ``r_k`` is the running mean rounded, or the class's
+    first sample before it has one). For class ``k`` with ``n`` samples so far and
+    ``m`` in the chunk, ``b_k = mean(d_i)`` and ``delta_k = b_k + rho_k`` (the chunk mean
+    minus the running mean, ``rho_k`` the rounding error of ``r_k``), then (Chan, Golub &
+    LeVeque 1979)::
+
+        scatter += sum_i d_i d_i^T - m b_k b_k^T + n m / (n + m) delta_k delta_k^T
+        mean_k  += m / (n + m) delta_k
+
+    Because ``r_k`` lies within a few standard deviations of the class mean, the subtraction
+    loses at most a bit whatever the features' offset (unlike ``sum x^2 - n mu^2``), and the
+    means are stored minus ``shift``, so a large common offset costs no precision either.
+
+    Parameters
+    ----------
+    H : Tensor, shape (N, D)
+        Features, any real dtype, on the device of the state.
+    y : Tensor, shape (N,)
+        int64 labels in ``[0, K)``, on the device of ``H``.
+    counts : Tensor, shape (K,)
+        float64 samples per class before these rows (not modified).
+    shift : Tensor, shape (D,)
+        float64 offset ``s`` of the stored means.
+    means : Tensor, shape (K, D)
+        float64 running class means minus ``shift`` (rows of classes without samples are
+        ignored); updated in place.
+    scatter : Tensor, shape () or (D, D)
+        float64 running within-class scatter: its trace, or the matrix; updated in place.
+    chunk : int
+        Rows per chunk.
+    name : str, default "H"
+        Name of ``H`` in the NaN/Inf message.
+
+    Examples
+    --------
+    >>> H = torch.tensor([[0.], [2.], [5.]]); y = torch.tensor([0, 0, 1])
+    >>> counts, shift = torch.zeros(2, dtype=torch.float64), H[0].double()
+    >>> means, sq = torch.zeros(2, 1, dtype=torch.float64), torch.zeros((), dtype=torch.float64)
+    >>> _accumulate(H, y, counts, shift, means, sq, chunk=2)
+    >>> (means + shift).flatten().tolist(), float(sq)  # deviations -1, 1, 0
+    ([1.0, 5.0], 2.0)
+    """
+    N, D = H.shape
+    K, dev, f64 = counts.shape[0], H.device, torch.float64
+    # per-chunk class counts and merge weights, for all chunks at once
+    nch = -(-N // chunk)
+    cut = torch.arange(N, device=dev) // chunk
+    m = torch.bincount(cut * K + y, minlength=nch * K).view(nch, K).to(f64)  # (nch, K)
+    n = counts + torch.cumsum(m, 0) - m  # samples before each chunk
+    w_new = m / (n + m).clamp(min=1)  # (nch, K)
+    w_cross = n * w_new
+    inv_m = 1 / m.clamp(min=1)
+    if bool((counts == 0).any()):  # a class's first sample is its first shift
+        first = torch.full((K,), N, dtype=torch.int64, device=dev).scatter_reduce_(
+            0, y, torch.arange(N, device=dev), "amin")
+        new = torch.nonzero((counts == 0) & (first < N)).flatten()
+        means[new] = H[first[new]].to(f64) - shift
+    buf = torch.empty(min(chunk, N), D, dtype=f64, device=dev)
+    rows_of = _ClassRows(K, D, buf.shape[0], dev)
+    S1 = torch.empty(K, D, dtype=f64, device=dev)
+    for c, a in enumerate(range(0, N, chunk)):
+        b = min(a + chunk, N)
+        r = means + shift  # (K, D) the shifts r_k
+        rho = (r - shift).sub_(means)  # their rounding error (exact: r - s is exact)
+        d = buf[: b - a]
+        d.copy_(H[a:b])
+        rows_of.subtract(d, r, y[a:b])  # d_i = h_i - r_{y_i}
+        S1.zero_().index_add_(0, y[a:b], d)  # (K, D) sum of d per class = m_k b_k
+        bk = S1 * inv_m[c][:, None]
+        delta = bk + rho  # rows of classes absent from the chunk have weight 0 below
+        if scatter.ndim == 2:
+            scatter.addmm_(d.T, d).addmm_(S1.T, bk, alpha=-1)
+            scatter.addmm_(delta.T * w_cross[c], delta)
+        else:
+            flat = d.view(-1)
+            scatter += flat @ flat - (S1 * bk).sum() + (delta * delta).sum(1) @ w_cross[c]
+        means.addcmul_(delta, w_new[c][:, None])
+    if not bool(torch.isfinite(means).all() & torch.isfinite(scatter).all()):
+        check_features(H, name)  # raises the NaN/Inf message (a mere overflow passes on)
 
 
 class _Moments:
     """Class means and within-class statistics of one feature matrix, in row chunks.
 
-    The corrected two-pass algorithm (Chan, Golub & LeVeque 1983): class means ``M0`` from
-    one pass, deviations ``d_i = h_i - M0[y_i]`` in a second pass together with their class
-    means ``c_k`` (which hold the rounding error of ``M0``, large under a big common offset),
-    then ``mu = M0 + c`` and ``sum ||h_i - mu_{y_i}||^2 = sum ||d_i||^2 - sum_k n_k ||c_k||^2``
-    exactly. Deviations are formed ``CHUNK`` rows at a time in one reused buffer, so memory
-    stays O(CHUNK * D) beyond the input.
+    One pass of :func:`_accumulate` (the kernel of :class:`LayerwiseStats` too) gives the
+    counts, the exact class means and the trace of the within-class scatter; what needs the
+    final means first (the D x D scatter, NC1's projections) takes a second pass that forms
+    ``h_i - mu_{y_i}`` chunk by chunk. Memory stays O(N + CHUNK * D + K D) beyond the input.
     """
 
-    CHUNK = 8192
+    #: Rows per float64 chunk on the CPU (8 times more on other devices).
+    CHUNK = 1024
 
-    def __init__(self, H: Tensor, y: Tensor, K: int, with_nc1: bool = False) -> None:
+    def __init__(self, H: Tensor, y: Tensor, K: int) -> None:
         self.H, self.y, self.N, self.K = H, y, H.shape[0], K
-        self.counts = torch.bincount(y, minlength=K).to(H.dtype)  # (K,)
-        sums = torch.zeros(K, H.shape[1], dtype=H.dtype, device=H.device).index_add_(0, y, H)
-        self._M0 = sums / self.counts[:, None]  # (K, D)
-        self._buf = torch.empty(min(self.CHUNK, self.N), H.shape[1], dtype=H.dtype,
-                                device=H.device)
-        # for NC1, project the deviations on the singular directions of the centred M0 in
-        # the same pass; they are exact unless the correction c below moves the means
-        self._nc1_basis = None
-        if with_nc1:
-            Mc0 = self._M0 - self._M0.mean(0)
-            _, S0, V0 = torch.linalg.svd(Mc0, full_matrices=False)  # (K,), (K, D)
-            self._nc1_basis = (Mc0, S0, V0)
-            proj_sq = torch.zeros(V0.shape[0], dtype=H.dtype, device=H.device)
-        dev_sums = torch.zeros_like(self._M0)
-        sq = torch.zeros((), dtype=H.dtype, device=H.device)
-        for a, dev in self._raw_deviations():
-            dev_sums.index_add_(0, y[a : a + dev.shape[0]], dev)
-            flat = dev.reshape(-1)
-            sq += flat @ flat
-            if with_nc1:
-                proj = dev @ V0.T  # (B, K)
-                proj_sq += (proj * proj).sum(0)
-        self._c = dev_sums / self.counts[:, None]  # (K, D) correction of the means
-        self.means = self._M0 + self._c  # (K, D) uncentred class means
-        self._sq = float(sq) - float((self.counts[:, None] * self._c * self._c).sum())
-        if with_nc1:
-            cV = self._c @ V0.T  # (K, K): the same exact correction, per direction
-            self._proj_sq0 = proj_sq - (self.counts[:, None] * cV * cV).sum(0)
+        f64, dev = torch.float64, H.device
+        self._chunk = _chunk_rows(dev, K)
+        self.counts = torch.bincount(y, minlength=K).to(f64)  # (K,)
+        shift = H[0].to(f64)
+        means = torch.zeros(K, H.shape[1], dtype=f64, device=dev)
+        sq = torch.zeros((), dtype=f64, device=dev)
+        _accumulate(H, y, torch.zeros_like(self.counts), shift, means, sq, self._chunk)
+        self.means = means + shift  # (K, D) uncentred class means
+        self._sq = float(sq)
 
-    def _raw_deviations(self) -> Iterator[tuple[int, Tensor]]:
-        """Yield ``(start, H[start:stop] - M0[y[start:stop]])`` chunk by chunk (a reused buffer)."""
-        for a in range(0, self.N, self.CHUNK):
-            b = min(a + self.CHUNK, self.N)
-            dev = self._buf[: b - a]
-            torch.index_select(self._M0, 0, self.y[a:b], out=dev)
-            torch.sub(self.H[a:b], dev, out=dev)
-            yield a, dev
+    def _deviations(self) -> Iterator[Tensor]:
+        """Yield ``h_i - mu_{y_i}`` chunk by chunk, in one reused float64 buffer."""
+        D, dev = self.H.shape[1], self.H.device
+        buf = torch.empty(min(self._chunk, self.N), D, dtype=torch.float64, device=dev)
+        rows_of = _ClassRows(self.K, D, buf.shape[0], dev)
+        for a in range(0, self.N, self._chunk):
+            b = min(a + self._chunk, self.N)
+            d = buf[: b - a]
+            d.copy_(self.H[a:b])
+            yield rows_of.subtract(d, self.means, self.y[a:b])
 
     def trace_within(self) -> float:
         return max(self._sq, 0.0) / self.N
 
     def within_scatter(self) -> Tensor:
         """``sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T``, (D, D)."""
-        S = torch.zeros(self.H.shape[1], self.H.shape[1], dtype=self.H.dtype,
-                        device=self.H.device)
-        for _, dev in self._raw_deviations():
+        D = self.H.shape[1]
+        S = torch.zeros(D, D, dtype=torch.float64, device=self.H.device)
+        for dev in self._deviations():
             S.addmm_(dev.T, dev)
-        return S - (self._c.T * self.counts) @ self._c
+        return S
 
     def projected_within(self, V: Tensor) -> Tensor:
         """``sum_i ||(h_i - mu_{y_i}) V^T||^2`` per row of ``V`` (r, D): shape (r,)."""
-        cV = self._c @ V.T  # (K, r)
-        out = torch.zeros(V.shape[0], dtype=self.H.dtype, device=self.H.device)
-        for a, dev in self._raw_deviations():
-            proj = dev @ V.T - cV.index_select(0, self.y[a : a + dev.shape[0]])  # (B, r)
+        out = torch.zeros(V.shape[0], dtype=torch.float64, device=self.H.device)
+        for dev in self._deviations():
+            proj = dev @ V.T  # (B, r)
             out += (proj * proj).sum(0)
         return out
 
@@ -163,20 +288,12 @@ class _Moments:
         return self.means - self.means.mean(0)
 
     def nc1(self, rtol: float) -> float:
-        """``tr(Sigma_W Sigma_B^+)/K``: one pass when built ``with_nc1``, else two."""
-        Mc = self.centred_means()
-        basis = self._nc1_basis
-        # the first-pass directions are those of the corrected means to ~1e-12 unless a huge
-        # common offset made the first means inexact: then project again on the exact ones
-        if basis is not None and float(torch.linalg.matrix_norm(Mc - basis[0])) <= 1e-13 * float(
-            torch.linalg.matrix_norm(Mc)
-        ):
-            _, S, V = basis
-            quad = self._proj_sq0 / self.N
-        else:
-            _, S, V = torch.linalg.svd(Mc, full_matrices=False)
-            quad = self.projected_within(V) / self.N
-        return _nc1_sum(S, V, quad, rtol)
+        """``tr(Sigma_W Sigma_B^+)/K``, projecting the deviations on the kept directions."""
+        _, S, V = torch.linalg.svd(self.centred_means(), full_matrices=False)  # (K,), (K, D)
+        if S.numel() == 0 or float(S[0]) == 0.0:
+            raise ValueError("all class means coincide (Sigma_B = 0): NC1 is undefined")
+        keep = S > rtol * S[0]  # the centring's null direction is dropped before the pass
+        return _nc1_sum(S[keep], V[keep], self.projected_within(V[keep]) / self.N, rtol)
 
     def trace_between(self) -> float:
         Mc = self.centred_means()
@@ -325,7 +442,8 @@ def between_class_cov(H: Any, y: Any, num_classes: int | None = None) -> Tensor:
 def compression(H: Any, y: Any, num_classes: int | None = None) -> float:
     """Within-class compression ``C = tr Sigma_W / tr Sigma_B`` (smaller = more compressed).
 
-    Computed from traces only, in O(N D) time and memory: no D x D matrix is formed.
+    Computed from traces only, in one pass over ``H`` (O(N D) time for few classes, memory
+    O(N + chunk D + K D) beyond it): no D x D matrix is formed.
 
     Parameters
     ----------
@@ -395,9 +513,7 @@ def discrimination(
     H, y, K = _prepare(H, y, num_classes)
     if not isinstance(centered, bool):
         raise ValueError(f"centered must be True or False, got {centered!r}")
-    sums = torch.zeros(K, H.shape[1], dtype=H.dtype, device=H.device).index_add_(0, y, H)
-    counts = torch.bincount(y, minlength=K).to(H.dtype)
-    return _discrimination_from_means(sums / counts[:, None], centered)
+    return _discrimination_from_means(_Moments(H, y, K).means, centered)
 
 
 def nc1(
@@ -437,7 +553,7 @@ def nc1(
     """
     H, y, K = _prepare(H, y, num_classes)
     rtol = check_float(rtol, "rtol", minimum=0.0, maximum=1.0, strict=True)
-    return _Moments(H, y, K, with_nc1=True).nc1(rtol)
+    return _Moments(H, y, K).nc1(rtol)
 
 
 def numerical_rank(H: Any, energy: float = 0.95) -> int:
@@ -692,9 +808,9 @@ def layerwise(
     for layer, H in enumerate(features):
         try:
             H, y_l, K = _prepare(H, y, num_classes)
+            m = _Moments(H, y_l, K)  # NaN and Inf are found here
         except ValueError as err:
             raise ValueError(f"layer {layer}: {err}") from err
-        m = _Moments(H, y_l, K, with_nc1=True)
         _append_row(rows, layer, m.trace_within(), m.trace_between(), m.means, m.nc1(rtol),
                     centered)
     return LayerTable(rows)
@@ -705,10 +821,11 @@ class LayerwiseStats:
 
     It never stores features. Its state per layer is, per class, the sample count and the
     running mean, plus the pooled within-class scatter matrix ``sum_i (h_i - mu_{y_i})
-    (h_i - mu_{y_i})^T`` (D x D), merged batch by batch with the parallel update of Chan,
-    Golub & LeVeque (1979): for class k with running ``(n, mu)`` and a batch ``(m, b, S_b)``,
-    ``S += S_b + n m / (n + m) (b - mu)(b - mu)^T``. Features are shifted by the first sample
-    seen, so large common offsets cost no precision (unlike ``sum x^2 - n mu^2``).
+    (h_i - mu_{y_i})^T`` (D x D), merged chunk by chunk with the parallel update of Chan,
+    Golub & LeVeque (1979): for class k with running ``(n, mu)`` and a chunk ``(m, b, S_b)``,
+    ``S += S_b + n m / (n + m) (b - mu)(b - mu)^T``. This is the kernel of :func:`layerwise`
+    too: rows are converted to float64 a chunk at a time and shifted by their class's running
+    mean, so large common offsets cost no precision (unlike ``sum x^2 - n mu^2``).
 
     Parameters
     ----------
@@ -781,7 +898,7 @@ class LayerwiseStats:
         checked = []
         for layer, H in enumerate(features):
             try:
-                H = check_features(H)
+                H = _features(H)
             except ValueError as err:
                 raise ValueError(f"layer {layer}: {err}") from err
             if self._shift and H.shape[1] != self._shift[layer].shape[0]:
@@ -796,36 +913,32 @@ class LayerwiseStats:
             checked.append(H)
         B = checked[0].shape[0]
         y, _ = check_labels(y, B, K, require_all=False)  # a batch may miss classes
-        device = checked[0].device
-        batch_counts = torch.bincount(y.to(device), minlength=K).to(torch.float64)  # (K,)
-        if self._counts is None:
-            self._counts = torch.zeros(K, dtype=torch.float64, device=device)
-            for H in checked:
-                D = H.shape[1]
-                self._shift.append(H[0].clone())
-                self._means.append(torch.zeros(K, D, dtype=torch.float64, device=device))
-                shape = (D, D) if self.track_nc1 else ()
-                self._scatter.append(torch.zeros(shape, dtype=torch.float64, device=device))
-        n, m = self._counts, batch_counts
-        total = n + m
-        present = m > 0
-        w_new = torch.where(present, m / total.clamp(min=1), torch.zeros_like(m))  # (K,)
-        w_cross = torch.where(present, n * m / total.clamp(min=1), torch.zeros_like(m))
+        f64 = torch.float64
+        if self._counts is None:  # the state lives on the first batch's device
+            device = checked[0].device
+            counts = torch.zeros(K, dtype=f64, device=device)
+            shifts = [H[0].to(device, f64, copy=True) for H in checked]
+            scatter = [torch.zeros((H.shape[1],) * (2 if self.track_nc1 else 0), dtype=f64,
+                                   device=device) for H in checked]
+            means = [torch.zeros(K, H.shape[1], dtype=f64, device=device) for H in checked]
+        else:
+            counts, shifts, scatter = self._counts, self._shift, self._scatter
+            means = [M.clone() for M in self._means]
+        y = y.to(counts.device)
+        increments = []
         for layer, H in enumerate(checked):
-            H = H.to(self._shift[layer].device)
-            yl = y.to(H.device)
-            Hs = H - self._shift[layer]  # (B, D)
-            sums = torch.zeros_like(self._means[layer]).index_add_(0, yl, Hs)
-            b = torch.where(present[:, None], sums / m.clamp(min=1)[:, None], 0.0)  # (K, D)
-            dev = Hs.sub_(b.index_select(0, yl))  # (B, D)
-            delta = b - self._means[layer]  # (K, D)
-            if self.track_nc1:
-                self._scatter[layer] += dev.T @ dev + (delta.T * w_cross) @ delta
-            else:
-                flat = dev.reshape(-1)
-                self._scatter[layer] += flat @ flat + (w_cross[:, None] * delta * delta).sum()
-            self._means[layer] += delta * w_new[:, None]
-        self._counts = total
+            inc = torch.zeros_like(scatter[layer])
+            H = H.to(counts.device)
+            try:  # NaN and Inf are found here, before anything is committed
+                _accumulate(H, y, counts, shifts[layer], means[layer], inc,
+                            _chunk_rows(counts.device, K))
+            except ValueError as err:
+                raise ValueError(f"layer {layer}: {err}") from err
+            increments.append(inc)
+        for total, inc in zip(scatter, increments, strict=True):
+            total += inc
+        self._shift, self._means, self._scatter = shifts, means, scatter
+        self._counts = counts + torch.bincount(y, minlength=K).to(f64)
         self.num_samples += B
 
     def compute(self) -> LayerTable:

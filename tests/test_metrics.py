@@ -306,6 +306,97 @@ def test_large_common_offset_costs_no_precision():
     assert rel(float(stats.compute().compression[0]), C) < 1e-8
 
 
+def two_pass_reference(H, y):
+    """float64 two-pass reference: exact class means first, then the squared deviations."""
+    H = np.asarray(H, dtype=np.float64)
+    K, N = int(y.max()) + 1, len(y)
+    means = np.stack([H[y == k].mean(0) for k in range(K)])
+    dev = H - means[y]
+    Mc = means - means.mean(0)
+    Sw, Sb = dev.T @ dev / N, Mc.T @ Mc / K
+    nc1 = np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10, hermitian=True)) / K
+    return {"trace_within": np.trace(Sw), "trace_between": np.trace(Sb), "nc1": nc1,
+            "compression": np.trace(Sw) / np.trace(Sb)}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+@pytest.mark.parametrize("chunk", [256, None])
+def test_large_mean_features_match_a_two_pass_reference(monkeypatch, dtype, order, chunk):
+    # ReLU-like features: mean 1e4 and spread 1. The one-pass sum x^2 - n mu^2 loses ~8
+    # digits here; the chunked, per-class shifted one-pass update must not lose any.
+    if chunk is not None:
+        monkeypatch.setattr(M._Moments, "CHUNK", chunk)
+    g = np.random.default_rng(30)
+    N, D, K = 3000, 32, 5
+    y = np.concatenate([np.arange(K), g.integers(0, K, N - K)])
+    y = np.sort(y) if order == "sorted" else g.permutation(y)  # sorted: chunks of one class
+    H = (1e4 + g.normal(size=(K, D)) * 3)[y] + g.normal(size=(N, D))
+    H = H.astype(dtype)
+    ref = two_pass_reference(H, y)
+    X = H.astype(np.float64)
+    sums = np.stack([X[y == k].sum(0) for k in range(K)])
+    naive = ((X * X).sum() - ((sums**2).sum(1) / np.bincount(y)).sum()) / N
+    assert rel(naive, ref["trace_within"]) > 1e-9  # the naive formula fails
+    t = M.layerwise([torch.from_numpy(H)], y)
+    for batch_nc1 in (True, False):
+        stats = M.LayerwiseStats(1, K, nc1=batch_nc1)
+        for idx in np.array_split(np.arange(N), 7):
+            stats.update([torch.from_numpy(H[idx])], y[idx])
+        s = stats.compute()
+        for col, value in ref.items():
+            if col == "nc1" and not batch_nc1:
+                assert math.isnan(float(s.nc1[0]))
+                continue
+            assert rel(float(s[col][0]), value) < REL, (col, batch_nc1)
+    for col, value in ref.items():
+        assert rel(float(t[col][0]), value) < REL, col
+    np.testing.assert_allclose(M.class_means(H, y).numpy(),
+                               np.stack([X[y == k].mean(0) for k in range(K)]), rtol=1e-14)
+
+
+def test_many_classes_take_the_gather_path_and_match_naive():
+    K = M._ClassRows.MANY + 8  # a gather instead of the one-hot GEMM, chunks of >= 4 K rows
+    H, y = random_problem(18, N=8 * K, D=6, K=K, offset=50.0, imbalanced=True)
+    mu, Sw, _ = naive_stats(H, y)
+    np.testing.assert_allclose(M.class_means(H, y).numpy(), mu, rtol=REL, atol=1e-12)
+    np.testing.assert_allclose(M.within_class_cov(H, y).numpy(), Sw, rtol=REL, atol=1e-12)
+    assert rel(M.compression(H, y), naive_compression(H, y)) < REL
+    assert rel(M.nc1(H, y), naive_nc1(H, y)) < REL
+    stats = M.LayerwiseStats(1, K, nc1=False)
+    for idx in np.array_split(np.arange(len(y)), 3):
+        stats.update([torch.from_numpy(H[idx]).float()], y[idx])
+    ref = M.layerwise([torch.from_numpy(H).float()], y)
+    torch.testing.assert_close(stats.compute().compression, ref.compression, rtol=REL, atol=0)
+
+
+def test_layerwise_float32_input_nan_is_found_and_named():
+    H, y = random_problem(16, N=40, D=5, K=4)
+    bad = torch.from_numpy(H).float()
+    bad[7, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"layer 1: H contains 1 NaN or Inf"):
+        M.layerwise([H, bad], y)
+    bad[7, 2] = float("inf")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        M.compression(bad, y)
+    stats = M.LayerwiseStats(1, 4, nc1=False)
+    with pytest.raises(ValueError, match="layer 0: H contains 1 NaN or Inf"):
+        stats.update([bad], y)
+    assert stats.num_samples == 0 and stats._counts is None  # nothing committed
+
+
+def test_streaming_state_does_not_alias_the_caller_batch():
+    H, y = random_problem(17, N=40, D=5, K=4)
+    ref = M.layerwise([H], y)
+    stats = M.LayerwiseStats(1, 4)
+    batch = torch.from_numpy(H[:20].copy())
+    stats.update([batch], y[:20])
+    batch.fill_(1e9)  # a reused batch buffer: the accumulated state must not change
+    stats.update([torch.from_numpy(H[20:])], y[20:])
+    torch.testing.assert_close(stats.compute().compression, ref.compression, rtol=1e-10,
+                               atol=0)
+
+
 # ----------------------------------------------------------------------------------------
 # streaming accumulator
 # ----------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -157,29 +158,29 @@ def test_transfer_metrics_against_naive_computations(toy):
         Fs = [H.numpy() for H in net.features(src[0])]
         Ft, Fe = net.features(tgt[0])[1].numpy(), net.features(tgt_test[0])[1].numpy()
     ys, yt, ye = src[1].numpy(), tgt[1].numpy(), tgt_test[1].numpy()
-    assert out["compression_source"] == pytest.approx(naive_compression(Fs[1], ys), rel=1e-10)
-    assert out["compression_target"] == pytest.approx(naive_compression(Ft, yt), rel=1e-10)
+    assert out.compression_source == pytest.approx(naive_compression(Fs[1], ys), rel=1e-10)
+    assert out.compression_target == pytest.approx(naive_compression(Ft, yt), rel=1e-10)
     # C through the head: the extractor's output and the two hidden head layers
-    assert out["head_compression"] == pytest.approx(
+    assert out.head_compression == pytest.approx(
         [naive_compression(Fs[i], ys) for i in (1, 2, 3)], rel=1e-10)
-    assert out["head_compression"][0] == out["compression_source"]
-    assert out["transfer_acc"] == naive_probe(Ft, yt, Fe, ye, 1e-2)
-    assert out["probe_ridge"] == 1e-2 and out["head_probe_ridge"] == [1e-2] * 3
+    assert out.head_compression[0] == out.compression_source
+    assert out.transfer_acc == naive_probe(Ft, yt, Fe, ye, 1e-2)
+    assert out.probe_ridge == 1e-2 and out.head_probe_ridge == [1e-2] * 3
     with torch.no_grad():
         At, Ae = net.features(tgt[0]), net.features(tgt_test[0])
-    assert out["head_transfer_acc"] == [naive_probe(At[i].numpy(), yt, Ae[i].numpy(), ye, 1e-2)
+    assert out.head_transfer_acc == [naive_probe(At[i].numpy(), yt, Ae[i].numpy(), ye, 1e-2)
                                         for i in (1, 2, 3)]
-    assert out["discrimination_source"] == pytest.approx(naive_discrimination(Fs[1], ys),
+    assert out.discrimination_source == pytest.approx(naive_discrimination(Fs[1], ys),
                                                          rel=1e-10)
-    assert out["discrimination_target"] == pytest.approx(naive_discrimination(Ft, yt), rel=1e-10)
-    assert out["nc1_source"] == pytest.approx(naive_nc1(Fs[1], ys), rel=1e-8)
-    assert out["nc1_target"] == pytest.approx(naive_nc1(Ft, yt), rel=1e-8)
+    assert out.discrimination_target == pytest.approx(naive_discrimination(Ft, yt), rel=1e-10)
+    assert out.nc1_source == pytest.approx(naive_nc1(Fs[1], ys), rel=1e-8)
+    assert out.nc1_target == pytest.approx(naive_nc1(Ft, yt), rel=1e-8)
     geo = naive_geometry(Fs[1], ys, 1.0)
     for key, name in (("feature_norm_sq", "norm_sq"), ("feature_cosine", "mean_cosine"),
                       ("feature_norm_ratio", "norm_ratio"), ("signal_gain", "signal_gain")):
-        assert out[key] == pytest.approx(geo[name], rel=1e-8), key
+        assert getattr(out, key) == pytest.approx(geo[name], rel=1e-8), key
     scaled = transfer.transfer_metrics(net, 1, src, tgt, tgt_test, probe_ridge=1e-2, alpha=4.0)
-    assert scaled["signal_gain"] == pytest.approx(out["signal_gain"] / 4.0, rel=1e-10)
+    assert scaled.signal_gain == pytest.approx(out.signal_gain / 4.0, rel=1e-10)
 
 
 # ----------------------------------------------------------------------------------------
@@ -211,9 +212,10 @@ def test_feature_geometry_matches_naive(N, D):
     y = np.arange(N) % 3
     got = transfer.feature_geometry(torch.tensor(H), torch.tensor(y), alpha=2.0)
     want = naive_geometry(H, y, 2.0)
+    assert isinstance(got, transfer.FeatureGeometry)
     for key in ("norm_sq", "mean_cosine", "norm_ratio", "signal_gain"):
-        assert got[key] == pytest.approx(want[key], rel=1e-9), key
-    assert got["num_per_class"] == N / 3
+        assert getattr(got, key) == pytest.approx(want[key], rel=1e-9), key
+    assert got.num_per_class == N / 3
 
 
 @pytest.mark.parametrize(("r", "n", "alpha"), [(1.0, 10, 1.0), (5.0, 10, 1.0), (8.0, 4, 3.0)])
@@ -224,12 +226,12 @@ def test_feature_geometry_of_orthogonal_rows(r, n, alpha):
     H = r * Q.T  # (K n, D), orthogonal rows of norm r
     y = np.repeat(np.arange(K), n)
     got = transfer.feature_geometry(torch.tensor(H), torch.tensor(y), alpha=alpha)
-    assert got["signal_gain"] == pytest.approx(math.sqrt(n) / (alpha * r), rel=1e-10)
-    assert got["norm_sq"] == pytest.approx(r**2, rel=1e-12)
-    assert abs(got["mean_cosine"]) < 1e-12
-    assert got["norm_ratio"] == pytest.approx(alpha**2 * r**2 / n, rel=1e-12)
+    assert got.signal_gain == pytest.approx(math.sqrt(n) / (alpha * r), rel=1e-10)
+    assert got.norm_sq == pytest.approx(r**2, rel=1e-12)
+    assert abs(got.mean_cosine) < 1e-12
+    assert got.norm_ratio == pytest.approx(alpha**2 * r**2 / n, rel=1e-12)
     # the regime of the chapter: the per-layer gain exceeds one exactly when alpha^2 r^2 < n
-    assert (got["signal_gain"] > 1) == (got["norm_ratio"] < 1)
+    assert (got.signal_gain > 1) == (got.norm_ratio < 1)
 
 
 def test_feature_geometry_errors():
@@ -264,7 +266,7 @@ def test_cv_with_one_ridge_is_the_fixed_ridge(toy, monkeypatch):
     monkeypatch.setattr(probes, "PROBE_RIDGE_GRID", (0.05,))
     cv = transfer.transfer_metrics(net, 1, src, tgt, tgt_test, probe_ridge="cv")
     assert cv == fixed
-    assert cv["probe_ridge"] == 0.05 and cv["head_probe_ridge"] == [0.05] * 3
+    assert cv.probe_ridge == 0.05 and cv.head_probe_ridge == [0.05] * 3
 
 
 def test_cv_sees_no_test_data(toy, monkeypatch):
@@ -286,8 +288,8 @@ def test_cv_sees_no_test_data(toy, monkeypatch):
     # one call per probe (3 head layers), each on the target training set only
     assert seen == [(45, y[:45].tolist())] * 6
     # the chosen ridges do not depend on the test set at all
-    assert outs[0]["head_probe_ridge"] == outs[1]["head_probe_ridge"]
-    assert set(outs[0]["head_probe_ridge"]) <= set(probes.PROBE_RIDGE_GRID)
+    assert outs[0].head_probe_ridge == outs[1].head_probe_ridge
+    assert set(outs[0].head_probe_ridge) <= set(probes.PROBE_RIDGE_GRID)
 
 
 @pytest.mark.parametrize("bad", ["auto", "CV", None, True, [1e-3], -1.0, float("inf")])
@@ -311,54 +313,67 @@ TINY = transfer.SCALES["quick"].replace(
 
 @pytest.fixture(scope="module")
 def tiny_result():
-    return transfer.run_experiment(TINY, "cpu")
+    return transfer.run(TINY, "cpu")
+
+
+def _json_round_trip(result):
+    """What a result file holds and gives back (NaN written as null)."""
+    return type(result).from_dict(json.loads(json.dumps(reproduce._jsonable(result),
+                                                        allow_nan=False)))
+
+
+def _runs(r, m):
+    return [p for p in r.per_seed if p.head_layers == m]
 
 
 def test_run_experiment_shapes_and_summaries(tiny_result):
     r = tiny_result
-    json.dumps(r, allow_nan=False)  # JSON-serialisable as it is
-    assert r["seeds"] == [0, 1]
-    assert (r["num_source_train"], r["num_target_train"], r["num_target_test"]) == (150, 100, 100)
-    assert [(p["head_layers"], p["seed"]) for p in r["per_seed"]] == [(1, 0), (1, 1), (3, 0),
-                                                                       (3, 1)]
-    s = r["summary"]
-    assert s["head_layers"] == [1, 3]
-    for i, m in enumerate((1, 3)):
-        vals = [p["transfer_acc"] for p in r["per_seed"] if p["head_layers"] == m]
-        assert s["transfer_acc_mean"][i] == pytest.approx(np.mean(vals))
-        assert s["transfer_acc_std"][i] == pytest.approx(np.std(vals, ddof=1))
-        rows = np.array([p["head_compression"] for p in r["per_seed"] if p["head_layers"] == m])
+    assert isinstance(r, transfer.TransferResult)
+    assert _json_round_trip(r) == r  # the result file reads back as the same result
+    assert r.seeds == [0, 1]
+    assert (r.num_source_train, r.num_target_train, r.num_target_test) == (150, 100, 100)
+    assert [(p.head_layers, p.seed) for p in r.per_seed] == [(1, 0), (1, 1), (3, 0), (3, 1)]
+    assert r.head_layers == [1, 3]
+    for h in r.summary:
+        m = h.head_layers
+        vals = [p.transfer_acc for p in _runs(r, m)]
+        assert h.transfer_acc.mean == pytest.approx(np.mean(vals))
+        assert h.transfer_acc.std == pytest.approx(np.std(vals, ddof=1))
+        rows = np.array([p.head_compression for p in _runs(r, m)])
         assert rows.shape == (2, m)
-        assert s["head_compression_mean"][i] == pytest.approx(np.exp(np.log(rows).mean(0)).tolist())
-        accs = np.array([p["head_transfer_acc"] for p in r["per_seed"] if p["head_layers"] == m])
-        assert s["head_transfer_acc_mean"][i] == pytest.approx(accs.mean(0).tolist())
-        assert (accs[:, 0] == [p["transfer_acc"] for p in r["per_seed"]
-                               if p["head_layers"] == m]).all()
-    assert 0.2 < r["raw_pixel_transfer_acc"] <= 1.0
+        assert h.head_compression_mean == pytest.approx(np.exp(np.log(rows).mean(0)).tolist())
+        accs = np.array([p.head_transfer_acc for p in _runs(r, m)])
+        assert h.head_transfer_acc_mean == pytest.approx(accs.mean(0).tolist())
+        assert (accs[:, 0] == [p.transfer_acc for p in _runs(r, m)]).all()
+    assert 0.2 < r.raw_pixel_transfer_acc <= 1.0
     # every probe's ridge is cross-validated (the default) and recorded
     assert TINY.probe_ridge == "cv"
-    assert r["raw_pixel_probe_ridge"] in probes.PROBE_RIDGE_GRID
-    for p in r["per_seed"]:
-        assert p["probe_ridge"] == p["head_probe_ridge"][0] in probes.PROBE_RIDGE_GRID
-        assert len(p["head_probe_ridge"]) == p["head_layers"]
-    assert r["wall_time_s"]["total"] >= r["wall_time_s"]["train"] > 0
+    assert r.raw_pixel_probe_ridge in probes.PROBE_RIDGE_GRID
+    for p in r.per_seed:
+        assert p.probe_ridge == p.head_probe_ridge[0] in probes.PROBE_RIDGE_GRID
+        assert len(p.head_probe_ridge) == p.head_layers
+    w = r.wall_time_s
+    assert w.total >= w.train > 0 and w.data > 0
+    assert w.data + w.train + w.analysis == pytest.approx(w.total, rel=1e-12)
 
 
 def test_run_experiment_summary_is_the_seed_statistics_of_every_metric(tiny_result):
     r = tiny_result
-    s = r["summary"]
-    for i, m in enumerate(s["head_layers"]):
-        recs = [p for p in r["per_seed"] if p["head_layers"] == m]
+    for h in r.summary:
+        recs = _runs(r, h.head_layers)
         for key in ("transfer_acc", "compression_source", "compression_target",
                     "discrimination_source", "discrimination_target", "nc1_source",
                     "nc1_target", "feature_norm_sq", "feature_cosine", "feature_norm_ratio",
                     "signal_gain", "source_test_acc", "final_loss"):
-            vals = np.array([p[key] for p in recs])
-            assert s[f"{key}_mean"][i] == pytest.approx(vals.mean(), rel=1e-12), key
-            assert s[f"{key}_std"][i] == pytest.approx(vals.std(ddof=1), rel=1e-9, abs=1e-15)
-        rows = np.array([p["head_compression"] for p in recs])
-        assert s["head_compression_std"][i] == pytest.approx(rows.std(0, ddof=1).tolist(),
-                                                             rel=1e-9)
+            vals = np.array([getattr(p, key) for p in recs])
+            assert getattr(h, key).mean == pytest.approx(vals.mean(), rel=1e-12), key
+            assert getattr(h, key).std == pytest.approx(vals.std(ddof=1), rel=1e-9, abs=1e-15)
+        rows = np.array([p.head_compression for p in recs])
+        assert h.head_compression_std == pytest.approx(rows.std(0, ddof=1).tolist(), rel=1e-9)
+    assert set(transfer.METRICS) == {
+        "transfer_acc", "compression_source", "compression_target", "discrimination_source",
+        "discrimination_target", "nc1_source", "nc1_target", "feature_norm_sq",
+        "feature_cosine", "feature_norm_ratio", "signal_gain", "source_test_acc", "final_loss"}
 
 
 def test_run_experiment_summary_by_hand_with_given_metrics(monkeypatch):
@@ -369,33 +384,37 @@ def test_run_experiment_summary_by_hand_with_given_metrics(monkeypatch):
         m = model.depth - b
         calls.append(m)
         i = len(calls)  # records 1, 2 (m = 1, seeds 0, 1), then 3, 4 (m = 3)
-        return {"transfer_acc": 0.1 * i, "probe_ridge": 1.0, "compression_source": 2.0**i,
-                "compression_target": 1.0 * i, "discrimination_source": 0.5,
-                "discrimination_target": 0.5, "nc1_source": 1.0, "nc1_target": 1.0,
-                "feature_norm_sq": 4.0 * i, "feature_cosine": 0.3, "feature_norm_ratio": 0.1,
-                "signal_gain": 0.5,
-                "head_compression": [2.0**i * 0.5**j for j in range(m)],
-                "head_transfer_acc": [0.1 * i + 0.01 * j for j in range(m)],
-                "head_probe_ridge": [1.0] * m}
+        return transfer.TransferMetrics(
+            transfer_acc=0.1 * i, probe_ridge=1.0, compression_source=2.0**i,
+            compression_target=1.0 * i, discrimination_source=0.5, discrimination_target=0.5,
+            nc1_source=1.0, nc1_target=1.0, feature_norm_sq=4.0 * i, feature_cosine=0.3,
+            feature_norm_ratio=0.1, signal_gain=0.5,
+            head_compression=[2.0**i * 0.5**j for j in range(m)],
+            head_transfer_acc=[0.1 * i + 0.01 * j for j in range(m)],
+            head_probe_ridge=[1.0] * m)
 
     monkeypatch.setattr(transfer, "transfer_metrics", fake)
-    s = transfer.run_experiment(TINY.replace(epochs=1), "cpu")["summary"]
+    res = transfer.run(TINY.replace(epochs=1), "cpu")
     assert calls == [1, 1, 3, 3]
-    assert s["transfer_acc_mean"] == pytest.approx([0.15, 0.35])
-    assert s["transfer_acc_std"] == pytest.approx([0.1 / math.sqrt(2)] * 2)
-    assert s["compression_target_mean"] == pytest.approx([1.5, 3.5])
-    assert s["feature_norm_sq_mean"] == pytest.approx([6.0, 14.0])
-    assert s["signal_gain_std"] == [0.0, 0.0]
+    t = transfer.summary_table(res, transfer.METRICS)
+    assert t.transfer_acc_mean.tolist() == pytest.approx([0.15, 0.35])
+    assert t.transfer_acc_std.tolist() == pytest.approx([0.1 / math.sqrt(2)] * 2)
+    assert t.compression_target_mean.tolist() == pytest.approx([1.5, 3.5])
+    assert t.feature_norm_sq_mean.tolist() == pytest.approx([6.0, 14.0])
+    assert t.signal_gain_std.tolist() == [0.0, 0.0]
+    s = res.summary
     # geometric mean over the seeds, per head layer: sqrt(2 * 4) and sqrt(8 * 16) * 0.5^j
-    assert s["head_compression_mean"][0] == pytest.approx([math.sqrt(8)])
-    assert s["head_compression_mean"][1] == pytest.approx([math.sqrt(128) * 0.5**j
-                                                           for j in range(3)])
+    assert s[0].head_compression_mean == pytest.approx([math.sqrt(8)])
+    assert s[1].head_compression_mean == pytest.approx([math.sqrt(128) * 0.5**j
+                                                        for j in range(3)])
     # sample standard deviation of the pairs (2, 4) and (8, 16) * 0.5^j
-    assert s["head_compression_std"][0] == pytest.approx([2 / math.sqrt(2)])
-    assert s["head_compression_std"][1] == pytest.approx([8 / math.sqrt(2) * 0.5**j
-                                                          for j in range(3)])
-    assert s["head_transfer_acc_mean"][0] == pytest.approx([0.15])
-    assert s["head_transfer_acc_mean"][1] == pytest.approx([0.35, 0.36, 0.37])
+    assert s[0].head_compression_std == pytest.approx([2 / math.sqrt(2)])
+    assert s[1].head_compression_std == pytest.approx([8 / math.sqrt(2) * 0.5**j
+                                                       for j in range(3)])
+    assert s[0].head_transfer_acc_mean == pytest.approx([0.15])
+    assert s[1].head_transfer_acc_mean == pytest.approx([0.35, 0.36, 0.37])
+    # the per-seed records keep the metrics and add the training
+    assert res.per_seed[2].compression_source == 8.0 and res.per_seed[2].head_layers == 3
 
 
 def _select(X, y, classes, n):
@@ -407,6 +426,18 @@ def _select(X, y, classes, n):
             keep.append(i)
             labels.append(classes.index(c))
     return X[keep], torch.tensor(labels)
+
+
+def test_task_data_is_select_classes_of_the_first_images():
+    from pncutils.data import load_dataset
+
+    d = transfer.task_data(TINY)
+    X, y = load_dataset("fashion_mnist", "train", num_per_class=30)
+    Xt, yt = load_dataset("fashion_mnist", "test", num_per_class=20)
+    want = (_select(X, y, TINY.source_classes, 30), _select(X, y, TINY.target_classes, 20),
+            _select(Xt, yt, TINY.target_classes, 20), _select(Xt, yt, TINY.source_classes, 20))
+    for got, ref in zip(d, want, strict=True):
+        assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
 
 
 def test_run_experiment_data_and_accuracies_match_an_independent_rerun(tiny_result):
@@ -421,15 +452,15 @@ def test_run_experiment_data_and_accuracies_match_an_independent_rerun(tiny_resu
     tgt = _select(X, y, TINY.target_classes, 20)
     tgt_test = _select(Xt, yt, TINY.target_classes, 20)
     src_test = _select(Xt, yt, TINY.source_classes, 20)
-    assert r["num_source_test"] == 100 and set(src_test[1].tolist()) == set(range(5))
+    assert r.num_source_test == 100 and set(src_test[1].tolist()) == set(range(5))
     # the raw-pixel reference: the probe on the target pixels, with the recorded ridge
     raw = naive_probe(tgt[0].double().numpy(), tgt[1].numpy(), tgt_test[0].double().numpy(),
-                      tgt_test[1].numpy(), r["raw_pixel_probe_ridge"])
-    assert r["raw_pixel_transfer_acc"] == pytest.approx(raw, abs=0.011)  # one sample of 100
+                      tgt_test[1].numpy(), r.raw_pixel_probe_ridge)
+    assert r.raw_pixel_transfer_acc == pytest.approx(raw, abs=0.011)  # one sample of 100
     # the geometry of the network's own inputs: the source training pixels
     geo = naive_geometry(src[0].double().numpy(), src[1].numpy(), TINY.alpha)
     for key in ("norm_sq", "mean_cosine", "norm_ratio", "signal_gain"):
-        assert r["raw_pixel_geometry"][key] == pytest.approx(geo[key], rel=1e-6), key
+        assert getattr(r.raw_pixel_geometry, key) == pytest.approx(geo[key], rel=1e-6), key
     # the first network, rebuilt and retrained with the seed of its record
     net = transfer.build_network(784, TINY.width, 5, TINY.backbone_depth, 1,
                                  generator=torch.Generator().manual_seed(0))
@@ -442,23 +473,23 @@ def test_run_experiment_data_and_accuracies_match_an_independent_rerun(tiny_resu
     with torch.no_grad():
         acc = float((net(src_test[0]).argmax(1) == src_test[1]).double().mean())
         H = net.features(src[0])[TINY.backbone_depth].double().numpy()
-    rec = next(p for p in r["per_seed"] if p["head_layers"] == 1 and p["seed"] == 0)
-    assert rec["source_test_acc"] == acc
-    assert rec["compression_source"] == pytest.approx(naive_compression(H, src[1].numpy()),
-                                                      rel=1e-6)
+    rec = next(p for p in r.per_seed if p.head_layers == 1 and p.seed == 0)
+    assert rec.source_test_acc == acc
+    assert rec.compression_source == pytest.approx(naive_compression(H, src[1].numpy()),
+                                                   rel=1e-6)
 
 
 def test_run_experiment_is_deterministic_on_the_cpu(tiny_result):
-    again = transfer.run_experiment(TINY.replace(head_layers=[3], num_seeds=1, seed=1), "cpu")
-    first = next(p for p in tiny_result["per_seed"] if p["head_layers"] == 3 and p["seed"] == 1)
-    second = again["per_seed"][0]
+    again = transfer.run(TINY.replace(head_layers=[3], num_seeds=1, seed=1), "cpu")
+    first = next(p for p in tiny_result.per_seed if p.head_layers == 3 and p.seed == 1)
+    second = again.per_seed[0]
     for key in ("transfer_acc", "compression_source", "head_compression", "final_loss"):
-        assert first[key] == second[key]
+        assert getattr(first, key) == getattr(second, key)
 
 
 def test_run_experiment_rejects_a_plain_dict():
     with pytest.raises(ValueError, match="must be a pncutils.book.config.Config"):
-        transfer.run_experiment(dict(TINY), "cpu")
+        transfer.run(dict(TINY), "cpu")
 
 
 def test_scales_and_registry():
@@ -469,7 +500,8 @@ def test_scales_and_registry():
     assert transfer.SCALES["paper"].num_per_class is None  # the full split
     assert all(cfg.probe_ridge == "cv" for cfg in transfer.SCALES.values())
     exp = reproduce.EXPERIMENTS["transfer"]
-    assert exp.scales is transfer.SCALES and exp.fn is transfer.run_experiment
+    assert exp.scales is transfer.SCALES and exp.fn is transfer.run
+    assert exp.result_type is transfer.TransferResult
 
 
 # ----------------------------------------------------------------------------------------
@@ -477,26 +509,46 @@ def test_scales_and_registry():
 # ----------------------------------------------------------------------------------------
 
 
-def test_tables_and_figures_accept_a_result_file(tiny_result):
-    wrapped = {"experiment": "transfer", "results": tiny_result}
-    t = transfer.summary_table(wrapped)
-    assert t.head_layers.tolist() == [1.0, 3.0]
-    fig, (ax_acc, ax_c) = transfer.plot_transfer(wrapped, label="live")
-    assert ax_c.get_yscale() == "log" and "transfer accuracy" in ax_acc.get_ylabel()
-    fig2, ax = transfer.plot_head_compression(tiny_result)
-    assert [len(line.get_xdata()) for line in ax.get_lines()] == [1, 3]
-    with pytest.raises(ValueError, match="no 'summary'"):
+def test_tables_and_figures_of_a_live_run_and_its_result_file(tiny_result):
+    for res in (tiny_result, _json_round_trip(tiny_result)):
+        t = transfer.summary_table(res)
+        assert t.head_layers.tolist() == [1.0, 3.0]
+        assert t.columns[:3] == ("head_layers", "transfer_acc_mean", "transfer_acc_std")
+        fig, (ax_acc, ax_c) = transfer.plot_transfer(res, label="live")
+        assert ax_c.get_yscale() == "log" and "transfer accuracy" in ax_acc.get_ylabel()
+        fig2, ax = transfer.plot_head_compression(res)
+        assert [len(line.get_xdata()) for line in ax.get_lines()] == [1, 3]
+        h = transfer.head_compression_table(res)
+        assert h.head_layers.tolist() == [1, 3, 3, 3]
+        assert h.layer_after_extractor.tolist() == [0, 0, 1, 2]
+        assert h.compression.tolist() == [*res.summary[0].head_compression_mean,
+                                          *res.summary[1].head_compression_mean]
+    with pytest.raises(ValueError, match="TransferResult"):
         transfer.summary_table({"results": {}})
-    with pytest.raises(ValueError, match="must be a mapping"):
+    with pytest.raises(ValueError, match="TransferResult"):
         transfer.plot_transfer([1, 2])
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['colour'\]"):
+        transfer.summary_table(tiny_result, ["colour"])
 
 
-def test_geometric_head_rate_by_hand():
-    res = {"summary": {"head_layers": [1, 2, 4],
-                       "head_compression_mean": [[3.0], [1.0, 0.1], [8.0, 4.0, 2.0, 1.0]]}}
+def _with_head_compression(res, curves):
+    """`res` with its summary's head_compression_mean replaced by `curves` (one per m)."""
+    summary = [dataclasses.replace(h, head_layers=len(C), head_compression_mean=C)
+               for h, C in zip([res.summary[0]] * len(curves), curves, strict=True)]
+    return dataclasses.replace(res, summary=summary)
+
+
+def test_geometric_head_rate_by_hand(tiny_result):
+    res = _with_head_compression(tiny_result, [[3.0], [1.0, 0.1], [8.0, 4.0, 2.0, 1.0]])
     rates = transfer.geometric_head_rate(res)
     assert rates[0] is None
     assert rates[1] == pytest.approx(0.1) and rates[2] == pytest.approx(0.5)
+    # the mean ratio of fits, (C_last / C_first)^(1 / (m - 1))
+    for h, rate in zip(tiny_result.summary, transfer.geometric_head_rate(tiny_result),
+                       strict=True):
+        C = h.head_compression_mean
+        assert rate is None if len(C) < 2 else rate == pytest.approx(
+            (C[-1] / C[0]) ** (1 / (len(C) - 1)), rel=1e-12)
 
 
 def test_paper_reference_values():

@@ -15,9 +15,11 @@ are not known; the design here is the book's reconstruction (chapter 6):
   scale α (the paper's loss) or cross-entropy, with or without weight decay.
 
 Each **setting** changes a few of these (depth, loss, weight decay, initialisation, sample
-count); :func:`run_experiment` trains one network per setting and measures every layer, the
-logits included, and how well ``log C_l`` is described by a straight line in ``l``
-(:func:`compression_fit`). :func:`broken_assumptions` names every assumption of the theory
+count); :func:`run` trains one network per setting and measures every layer, the logits
+included (:func:`layer_metrics`, through :func:`pncutils.measure`), and how well ``log C_l`` is
+described by a straight line in ``l`` (:func:`pncutils.fits.geometric`). It returns a typed
+:class:`Fig7Result` (one :class:`SettingResult` per setting), the ``results`` of the result
+file of experiment ``fig7``. :func:`broken_assumptions` names every assumption of the theory
 that a setting violates and :func:`weight_diagnostics` measures how far the trained weights
 are from them. :func:`run_seed_study` repeats settings over seeds (:data:`SEED_STUDY`:
 cross-entropy against MSE at two learning rates and two run lengths), and
@@ -33,20 +35,26 @@ book chapter 6 (``ch06_beyond_assumptions``); pncutils.book.reproduce (experimen
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from pncutils import fits
 from pncutils._checks import as_tensor, check_choice, check_float, check_int
-from pncutils.book.config import Config, loss_curve
-from pncutils.metrics import LayerTable, LayerwiseStats, linear_fit
+from pncutils._forward import accuracy
+from pncutils.book.config import Config, LossCurve, Result, loss_curve
+from pncutils.fits import Fit
+from pncutils.metrics import LayerTable
 
 __all__ = [
+    "Setting",
     "SETTING_KEYS",
     "PAPER_FIG7",
     "PAPER_CIFAR_TRAINING",
@@ -55,11 +63,15 @@ __all__ = [
     "resolve_settings",
     "ASSUMPTIONS",
     "broken_assumptions",
-    "compression_fit",
     "layer_metrics",
+    "WeightDiagnostics",
     "weight_diagnostics",
-    "run_experiment",
+    "SettingResult",
+    "Fig7Result",
+    "run",
+    "SeedStudyResult",
     "run_seed_study",
+    "SeedSummary",
     "seed_study_summary",
     "format_seed_study",
     "weight_decay_exposure",
@@ -70,19 +82,38 @@ __all__ = [
     "plot_fit_quality",
 ]
 
+
+@dataclass(frozen=True)
+class Setting(Result):
+    """One setting of the experiment, every parameter resolved (:func:`resolve_settings`).
+
+    Attributes
+    ----------
+    name : str
+    depth : int
+        L, the number of weight matrices (classifier included).
+    loss : {"mse", "cross_entropy"}
+    weight_decay, init_scale, alpha, lr : float
+    init : {"default", "orthogonal", "gaussian"}
+    num_per_class : int or None
+        Training images per class (None: all of them).
+    epochs : int
+    """
+
+    name: str
+    depth: int
+    loss: str
+    weight_decay: float
+    init: str
+    init_scale: float
+    alpha: float
+    lr: float
+    num_per_class: int | None
+    epochs: int
+
+
 #: Keys a setting may override (``name`` is required); the others default to the Config's.
-SETTING_KEYS: tuple[str, ...] = (
-    "name",
-    "depth",
-    "loss",
-    "weight_decay",
-    "init",
-    "init_scale",
-    "alpha",
-    "lr",
-    "num_per_class",
-    "epochs",
-)
+SETTING_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Setting))
 
 _LOSSES = ("mse", "cross_entropy")
 _INITS = ("default", "orthogonal", "gaussian")
@@ -183,7 +214,7 @@ SEED_STUDY: dict[str, Config] = {
 # ----------------------------------------------------------------------------------------
 
 
-def resolve_settings(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+def resolve_settings(cfg: Mapping[str, Any]) -> list[Setting]:
     """Complete every setting of ``cfg["settings"]`` with the defaults of `cfg`, validated.
 
     Parameters
@@ -194,8 +225,8 @@ def resolve_settings(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     Returns
     -------
-    list of dict
-        One dict per setting with every key of :data:`SETTING_KEYS`.
+    list of Setting
+        One :class:`Setting` per entry of ``cfg["settings"]``, in order.
 
     Raises
     ------
@@ -205,8 +236,10 @@ def resolve_settings(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     Examples
     --------
     >>> s = resolve_settings(SCALES["book"])
-    >>> [x["name"] for x in s][:3], s[3]["loss"], s[0]["lr"]
+    >>> [x.name for x in s][:3], s[3].loss, s[0].lr
     (['mse-L5', 'mse-L7', 'mse-L9'], 'cross_entropy', 0.05)
+
+    Used in: ch06.
     """
     if not isinstance(cfg, Mapping) or "settings" not in cfg:
         raise ValueError("cfg must be a mapping with a 'settings' list")
@@ -244,7 +277,7 @@ def resolve_settings(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         if full["num_per_class"] is not None:
             full["num_per_class"] = check_int(full["num_per_class"], "num_per_class", minimum=2)
         full["epochs"] = check_int(full["epochs"], "epochs", minimum=1)
-        out.append(full)
+        out.append(Setting(**full))
     return out
 
 
@@ -267,7 +300,7 @@ ASSUMPTIONS: tuple[str, ...] = (
 
 
 def broken_assumptions(
-    setting: Mapping[str, Any],
+    setting: Setting | Mapping[str, Any],
     num_samples: int,
     input_dim: int,
     *,
@@ -309,9 +342,9 @@ def broken_assumptions(
 
     Parameters
     ----------
-    setting : mapping
-        A resolved setting (:func:`resolve_settings`): needs ``init``, ``loss`` and
-        ``weight_decay``; ``init_scale`` and ``alpha`` default to 1.
+    setting : Setting or mapping
+        A resolved :class:`Setting` (:func:`resolve_settings`), or a mapping with ``init``,
+        ``loss`` and ``weight_decay`` (``init_scale`` and ``alpha`` default to 1).
     num_samples : int
         N, the number of training samples.
     input_dim : int
@@ -347,8 +380,10 @@ def broken_assumptions(
     width = check_int(width, "width", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     momentum = check_float(momentum, "momentum", minimum=0.0)
+    if isinstance(setting, Setting):
+        setting = setting.to_dict()
     if not isinstance(setting, Mapping):
-        raise ValueError(f"setting must be a mapping, got {type(setting).__name__}")
+        raise ValueError(f"setting must be a Setting or a mapping, got {type(setting).__name__}")
     for key in ("init", "loss", "weight_decay"):
         if key not in setting:
             raise ValueError(f"setting needs {key!r}")
@@ -375,72 +410,11 @@ def broken_assumptions(
 
 
 # ----------------------------------------------------------------------------------------
-# fit quality
+# measurements
 # ----------------------------------------------------------------------------------------
 
-
-def compression_fit(compression: Any, start: int = 1, stall_ratio: float = 0.9) -> dict[str, Any]:
-    """How well ``log C_l`` is a straight line in ``l`` (geometric compression), and where not.
-
-    Least squares of ``log C_l`` against ``l`` for ``l = start .. P-1`` (float64).
-
-    Parameters
-    ----------
-    compression : sequence or Tensor, shape (P,)
-        Positive ``C_0, ..., C_{P-1}``.
-    start : int, default 1
-        First layer of the fit (1: the hidden layers, as the rates of chapter 3).
-    stall_ratio : float, default 0.9
-        A layer ``l >= start`` stalls when ``C_{l+1} / C_l > stall_ratio``.
-
-    Returns
-    -------
-    dict
-        ``layers`` (the fitted l), ``rate`` (``exp(slope)``: the fitted ratio per layer),
-        ``slope`` and ``intercept`` (natural log), ``r2``, ``max_deviation`` (largest
-        ``|log10 C_l - fit|``, in decades), ``ratios`` (``C_{l+1}/C_l`` for the fitted l),
-        ``stall_layer`` (first stalling l, or None) and ``total_ratio``
-        (``C_{P-1} / C_start``).
-
-    Examples
-    --------
-    >>> f = compression_fit([5.0, 1.0, 0.5, 0.25, 0.125])  # exactly geometric from l = 1
-    >>> round(f["rate"], 12), round(f["r2"], 12), round(f["max_deviation"], 12), f["stall_layer"]
-    (0.5, 1.0, 0.0, None)
-    >>> compression_fit([1.0, 0.1, 0.01, 0.0095], start=0)["stall_layer"]
-    2
-    """
-    start = check_int(start, "start", minimum=0)
-    stall_ratio = check_float(stall_ratio, "stall_ratio", minimum=0.0, strict=True)
-    C = as_tensor(compression, "compression").detach().to("cpu", torch.float64).reshape(-1)
-    if C.numel() - start < 2:
-        raise ValueError(
-            f"a fit from layer {start} on needs at least {start + 2} values, got {C.numel()}"
-        )
-    if not (torch.isfinite(C).all() and (C > 0).all()):
-        raise ValueError("compression values must be positive and finite")
-    layers = list(range(start, C.numel()))
-    logc = C[start:].log()
-    fit = linear_fit(layers, logc)
-    pred = fit.slope * torch.tensor(layers, dtype=torch.float64) + fit.intercept
-    ratios = (C[start + 1 :] / C[start:-1]).tolist()
-    stall = next((layers[i] for i, r in enumerate(ratios) if r > stall_ratio), None)
-    return {
-        "layers": layers,
-        "rate": math.exp(fit.slope),
-        "slope": fit.slope,
-        "intercept": fit.intercept,
-        "r2": fit.r2,
-        "max_deviation": float((logc - pred).abs().max()) / math.log(10.0),
-        "ratios": ratios,
-        "stall_layer": stall,
-        "total_ratio": float(C[-1] / C[start]),
-    }
-
-
-# ----------------------------------------------------------------------------------------
-# the experiment
-# ----------------------------------------------------------------------------------------
+#: The columns of :func:`layer_metrics` (NC1 is left out: it needs a (D, D) scatter per layer).
+_LAYER_COLUMNS = ("layer", "compression", "discrimination", "trace_within", "trace_between")
 
 
 def layer_metrics(
@@ -448,12 +422,16 @@ def layer_metrics(
 ) -> tuple[LayerTable, LayerTable]:
     """Per-layer table of the features and one row for the logits, streamed in batches.
 
+    One pass of :func:`pncutils.measure` over the input, the outputs of the hidden blocks
+    (``blocks.0``, ``blocks.1``, ...: what ``model.features`` returns) and the logits, in eval
+    mode, without NC1.
+
     Parameters
     ----------
     model : DeepLinearNetwork or HybridNetwork
-        Any network with ``features(x)`` and a ``classifier`` layer.
+        A network of :mod:`pncutils.models` (``blocks``, ``classifier``, ``num_classes``).
     X : Tensor, shape (N, D_in)
-        Inputs (on the model's device, or moved batch by batch).
+        Inputs (on the model's device, or moved batch by batch; cast to the model's dtype).
     y : Tensor, shape (N,)
         Labels in ``[0, K)``; every class must occur.
     batch_size : int, default 4096
@@ -462,8 +440,8 @@ def layer_metrics(
     -------
     features : LayerTable
         Rows ``l = 0..L-1`` (input and hidden layers): ``layer, compression, discrimination,
-        trace_within, trace_between`` (float64, :class:`pncutils.metrics.LayerwiseStats`;
-        no NC1, which needs a (D, D) scatter per layer).
+        trace_within, trace_between`` (float64, streamed by
+        :class:`pncutils.metrics.LayerwiseStats`).
     logits : LayerTable
         The same columns for the network's outputs (one row, ``layer = L``).
 
@@ -476,43 +454,59 @@ def layer_metrics(
     >>> feats, out = layer_metrics(net, X, y, batch_size=16)
     >>> len(feats), out.layer.tolist()
     (3, [3.0])
+
+    Used in: ch06.
     """
-    if not callable(getattr(model, "features", None)) or not hasattr(model, "classifier"):
-        raise ValueError("model must have a features(x) method and a classifier layer")
-    X = as_tensor(X, "X")
-    y = as_tensor(y, "y")
+    from pncutils.measurement import INPUT, OUTPUT, measure
+
+    if not (callable(getattr(model, "features", None)) and hasattr(model, "classifier")
+            and isinstance(getattr(model, "blocks", None), torch.nn.ModuleList)):
+        raise ValueError("model must have a features(x) method, blocks and a classifier layer "
+                         "(a network of pncutils.models)")
+    X, y = as_tensor(X, "X"), as_tensor(y, "y")
     if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
         raise ValueError(
             f"X must be (N, D_in) and y (N,), got shapes {tuple(X.shape)} and {tuple(y.shape)}"
         )
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    K = int(getattr(model, "num_classes", int(y.max()) + 1))
-    p = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    stats: LayerwiseStats | None = None
-    try:
-        with torch.no_grad():
-            for a in range(0, X.shape[0], batch_size):
-                xb = X[a : a + batch_size].to(p.device, p.dtype)
-                feats = model.features(xb)
-                feats = [*feats, model.classifier(feats[-1])]  # logits as the last row
-                if stats is None:
-                    stats = LayerwiseStats(len(feats), K, nc1=False)
-                stats.update(feats, y[a : a + batch_size].to(feats[0].device))
-    finally:
-        model.train(was_training)
-    if stats is None:
+    if X.shape[0] == 0:
         raise ValueError("X has no rows")
-    table = stats.compute().to_dict()
-    cols = [c for c in table if c != "nc1"]  # not accumulated (nc1=False): all NaN
-    return (LayerTable({c: table[c][:-1] for c in cols}),
-            LayerTable({c: table[c][-1:] for c in cols}))
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    dtype = next(model.parameters()).dtype
+    if X.is_floating_point() and X.dtype != dtype:
+        X = X.to(dtype)
+    layers = [INPUT, *(f"blocks.{i}" for i in range(len(model.blocks))), OUTPUT]
+    table = measure(model, (X, y.to(X.device)), layers, num_classes=model.num_classes,
+                    nc1=False, batch_size=batch_size, progress=False).table
+    n = len(table) - 1  # the logits are the last row
+    return (LayerTable({c: table[c][:n] for c in _LAYER_COLUMNS}),
+            LayerTable({c: table[c][n:] for c in _LAYER_COLUMNS}))
+
+
+@dataclass(frozen=True)
+class WeightDiagnostics(Result):
+    """How far trained weights are from the theory's assumptions (:func:`weight_diagnostics`).
+
+    Attributes
+    ----------
+    balance_error : float
+    balance_error_init : float or None
+        The same at initialisation (None when not measured).
+    bulk_median, bulk_q10, bulk_q90 : float or None
+        Quantiles of the bulk singular values (None without a bulk).
+    null_space_fraction : float
+    """
+
+    balance_error: float
+    balance_error_init: float | None
+    bulk_median: float | None
+    bulk_q10: float | None
+    bulk_q90: float | None
+    null_space_fraction: float
 
 
 def weight_diagnostics(
     weights: Sequence[Any], X: Any, num_classes: int, init_weights: Sequence[Any] | None = None
-) -> dict[str, float | None]:
+) -> WeightDiagnostics:
     """Measured assumption checks of a deep linear network's weights (float64).
 
     The rules of :func:`broken_assumptions` say which assumptions a run *should* break; these
@@ -545,7 +539,7 @@ def weight_diagnostics(
 
     Returns
     -------
-    dict
+    WeightDiagnostics
         ``balance_error``, ``balance_error_init``, ``bulk_median``, ``bulk_q10``,
         ``bulk_q90``, ``null_space_fraction`` (floats or None).
 
@@ -554,7 +548,7 @@ def weight_diagnostics(
     >>> X = torch.eye(2, 3)  # the data span the first two coordinates of R^3
     >>> Ws = [torch.tensor([[0.6, 0., 0.8]]), torch.tensor([[1.]])]  # balanced: 1 = 0.36 + 0.64
     >>> d = weight_diagnostics(Ws, X, num_classes=1)
-    >>> round(d["null_space_fraction"], 6), round(d["balance_error"], 6), d["bulk_median"]
+    >>> round(d.null_space_fraction, 6), round(d.balance_error, 6), d.bulk_median
     (0.8, 0.0, None)
 
     Used in: ch06.
@@ -589,24 +583,166 @@ def weight_diagnostics(
     outside = P - (P @ Vr.T) @ Vr
     norm = float(torch.linalg.matrix_norm(P))
     out["null_space_fraction"] = float(torch.linalg.matrix_norm(outside)) / norm if norm else 0.0
-    return out
+    return WeightDiagnostics(**out)
 
 
-def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SettingResult(Result):
+    """One trained network of :func:`run`: its setting, its training and its measurements.
+
+    A run whose loss became NaN/Inf has ``diverged=True``, ``final_loss=None`` and None for
+    every measurement.
+
+    Attributes
+    ----------
+    name : str
+    setting : Setting
+    num_train : int
+        N, the training samples.
+    broken_assumptions : list of str
+        :func:`broken_assumptions` of the run.
+    epochs_run : int
+    diverged : bool
+    final_loss : float or None
+    loss_curve : LossCurve
+        At most :data:`pncutils.book.config.MAX_CURVE_POINTS` epochs.
+    train_wall_time_s : float
+    train_acc : float or None
+        Accuracy on the training set.
+    layers : LayerTable or None
+        :func:`layer_metrics` of the features, rows ``l = 0..L-1``.
+    logits : LayerTable or None
+        The same of the logits (one row, ``layer = L``).
+    fit : Fit or None
+        :func:`pncutils.fits.geometric` of ``C_l``, ``l = 1..L-1`` (None when ``C_l`` is not
+        positive and finite).
+    stall_layer : int or None
+        ``fit.stall_layer(stall_ratio)`` with the Config's ``stall_ratio``.
+    trace_within_ratios : list of float or None
+        ``tr Σ_W^{l+1} / tr Σ_W^l`` for ``l = 0..L-2``.
+    weights : WeightDiagnostics or None
+        :func:`weight_diagnostics` of the trained weights (and at initialisation).
+    """
+
+    name: str
+    setting: Setting
+    num_train: int
+    broken_assumptions: list[str] = field(default_factory=list)
+    epochs_run: int = 0
+    diverged: bool = False
+    final_loss: float | None = None
+    loss_curve: LossCurve = field(default_factory=lambda: LossCurve([], []))
+    train_wall_time_s: float = 0.0
+    train_acc: float | None = None
+    layers: LayerTable | None = None
+    logits: LayerTable | None = None
+    fit: Fit | None = None
+    stall_layer: int | None = None
+    trace_within_ratios: list[float] | None = None
+    weights: WeightDiagnostics | None = None
+
+    @property
+    def compression(self) -> list[float]:
+        """``C_0, ..., C_{L-1}`` (empty for a diverged run)."""
+        return [] if self.layers is None else self.layers.compression.tolist()
+
+    @property
+    def compression_logits(self) -> float:
+        """``C_L`` of the logits (NaN for a diverged run)."""
+        return math.nan if self.logits is None else float(self.logits.compression[0])
+
+
+@dataclass(frozen=True)
+class Fig7Result(Result):
+    """What :func:`run` returns: one :class:`SettingResult` per setting (experiment ``fig7``).
+
+    Attributes
+    ----------
+    settings : list of SettingResult
+        In the order of ``cfg.settings``.
+    input_dim, num_classes : int
+        d and K of the data.
+    input_compression : dict of str to float
+        ``C_0`` of the inputs per training-set size N (keys ``str(N)``).
+    device : str
+        Where the networks trained.
+    wall_time_s : float
+        Data, training and analysis.
+    """
+
+    settings: list[SettingResult]
+    input_dim: int
+    num_classes: int
+    input_compression: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+    wall_time_s: float = 0.0
+
+    @property
+    def names(self) -> list[str]:
+        """The setting names, in order."""
+        return [r.name for r in self.settings]
+
+    def setting(self, name: str) -> SettingResult:
+        """The :class:`SettingResult` called `name` (a ValueError lists the names)."""
+        for r in self.settings:
+            if r.name == name:
+                return r
+        raise ValueError(f"no setting {name!r}; settings are {self.names}")
+
+
+def _train_setting(cfg: Config, s: Setting, X: Tensor, y: Tensor, dev: torch.device
+                   ) -> SettingResult:
+    """Build, train and measure the network of one setting (see :func:`run`)."""
+    from pncutils.models import DeepLinearNetwork
+    from pncutils.training import TrainConfig, train
+
+    N, D_in = X.shape
+    K = int(y.max()) + 1
+    net = DeepLinearNetwork(D_in, cfg.width, K, s.depth, init=s.init, init_scale=s.init_scale,
+                            generator=torch.Generator().manual_seed(cfg.seed))
+    tcfg = TrainConfig(lr=s.lr, epochs=s.epochs, alpha=s.alpha, batch_size=cfg.batch_size,
+                       momentum=cfg.momentum, weight_decay=s.weight_decay, schedule="cosine",
+                       min_lr_ratio=cfg.min_lr_ratio, loss=s.loss, seed=cfg.seed,
+                       progress=False)
+    init_weights = [W.detach().clone() for W in net.weights()]
+    hist = train(net, X, y, tcfg, device=dev)
+    diverged = not math.isfinite(hist.final_loss)
+    row = SettingResult(
+        s.name, s, N,
+        broken_assumptions(s, N, D_in, width=cfg.width, batch_size=cfg.batch_size,
+                           momentum=cfg.momentum),
+        epochs_run=hist.epochs_run, diverged=diverged,
+        final_loss=None if diverged else hist.final_loss, loss_curve=loss_curve(hist.loss),
+        train_wall_time_s=hist.wall_time)
+    if diverged:
+        return row
+    feats, logits = layer_metrics(net, X, y, cfg.eval_batch_size)
+    C, tw = feats.compression, feats.trace_within
+    fit = fits.geometric(C, start=1) if bool((C > 0).all() & C.isfinite().all()) else None
+    return dataclasses.replace(
+        row, train_acc=accuracy(net, X, y, cfg.eval_batch_size), layers=feats, logits=logits,
+        fit=fit, stall_layer=None if fit is None else fit.stall_layer(cfg.stall_ratio),
+        trace_within_ratios=(tw[1:] / tw[:-1]).tolist(),
+        weights=weight_diagnostics(net.weights(), X, K, init_weights))
+
+
+def run(config: Config, device: torch.device | str) -> Fig7Result:
     """Train one deep linear network per setting on FashionMNIST and measure every layer.
 
-    For every setting of ``cfg.settings`` (:func:`resolve_settings`): load the first
+    For every setting of ``config.settings`` (:func:`resolve_settings`): load the first
     ``num_per_class`` training images per class onto `device` (standardised), build
-    ``DeepLinearNetwork(784, cfg.width, 10, depth, init, init_scale)`` with weights drawn from
-    a CPU ``torch.Generator`` seeded with ``cfg.seed``, train it with
-    :func:`pncutils.training.train` (SGD, momentum, mini-batches of ``cfg.batch_size``,
+    ``DeepLinearNetwork(784, config.width, 10, depth, init, init_scale)`` with weights drawn
+    from a CPU ``torch.Generator`` seeded with ``config.seed``, train it with
+    :func:`pncutils.training.train` (SGD, momentum, mini-batches of ``config.batch_size``,
     cosine decay) and measure ``C_l, D_l`` at every layer and at the logits
-    (:func:`layer_metrics`), the fit of ``log C_l`` (:func:`compression_fit`), the
-    per-layer ratio of ``tr Σ_W`` and the trained weights (:func:`weight_diagnostics`).
+    (:func:`layer_metrics`), the geometric fit of ``C_l`` over the hidden layers
+    (:func:`pncutils.fits.geometric`, stalling at ``config.stall_ratio``), the training
+    accuracy, the per-layer ratio of ``tr Σ_W`` and the trained weights
+    (:func:`weight_diagnostics`).
 
     Parameters
     ----------
-    cfg : Config
+    config : Config
         One of :data:`SCALES` (or a variant): ``dataset, width, momentum, batch_size,
         min_lr_ratio, eval_batch_size, stall_ratio, seed, settings`` and the setting
         defaults.
@@ -615,209 +751,201 @@ def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
 
     Returns
     -------
-    dict
-        JSON-serialisable: ``input_dim``, ``num_classes``, ``device``, ``wall_time_s``,
-        ``input_compression`` (``C_0`` per sample count), ``paper_fig7`` and ``settings``:
-        one dict per setting with ``name``, ``setting`` (resolved), ``num_train``,
-        ``broken_assumptions`` (:func:`broken_assumptions`), ``layers``
-        (:meth:`LayerTable.to_dict`), ``logits``, ``fit``, ``trace_within_ratios``,
-        ``weights`` (:func:`weight_diagnostics`), ``final_loss``, ``train_acc``,
-        ``epochs_run``, ``diverged``, ``loss_curve`` (at most 200 points) and
-        ``train_wall_time_s``. A run
-        whose loss became NaN/Inf has ``diverged=True`` and None for the measurements.
+    Fig7Result
+        One :class:`SettingResult` per setting; ``to_dict()`` is the ``results`` field of a
+        result file of experiment ``fig7``.
 
     Raises
     ------
     ValueError
-        `cfg` is not a Config, or a setting is invalid (:func:`resolve_settings`).
+        `config` is not a Config, or a setting is invalid (:func:`resolve_settings`).
 
     Examples
     --------
     >>> cfg = SCALES["quick"].replace(num_per_class=5, width=8, epochs=1,
     ...                               settings=[{"name": "a", "depth": 3}])
-    >>> res = run_experiment(cfg, "cpu")  # needs FashionMNIST (dataset-fashion-mnist)
-    >>> res["settings"][0]["num_train"], res["settings"][0]["fit"]["layers"]
-    (50, [1, 2])
+    >>> res = run(cfg, "cpu")  # needs FashionMNIST (dataset-fashion-mnist)
+    >>> res.settings[0].num_train, res.settings[0].fit.layers
+    (50, (1, 2))
+
+    Used in: ch06.
     """
     from pncutils.data import load_dataset
-    from pncutils.models import DeepLinearNetwork
-    from pncutils.training import TrainConfig, train
     from pncutils.utils import device_name
 
-    if not isinstance(cfg, Config):
-        raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(cfg).__name__}")
-    settings = resolve_settings(cfg)
+    if not isinstance(config, Config):
+        raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(config).__name__}")
+    settings = resolve_settings(config)
     dev = torch.device(device)
     t_start = time.perf_counter()
     cache: dict[Any, tuple[Tensor, Tensor]] = {}
-    out: dict[str, Any] = {"settings": [], "input_compression": {}}
+    rows, input_compression = [], {}
     for s in settings:
-        n = s["num_per_class"]
-        if n not in cache:
-            cache[n] = load_dataset(cfg.dataset, "train", num_per_class=n, device=dev)
-        X, y = cache[n]
-        N, D_in = X.shape
-        K = int(y.max()) + 1
-        gen = torch.Generator().manual_seed(cfg.seed)
-        net = DeepLinearNetwork(D_in, cfg.width, K, s["depth"], init=s["init"],
-                                init_scale=s["init_scale"], generator=gen)
-        tcfg = TrainConfig(lr=s["lr"], epochs=s["epochs"], alpha=s["alpha"],
-                           batch_size=cfg.batch_size, momentum=cfg.momentum,
-                           weight_decay=s["weight_decay"], schedule="cosine",
-                           min_lr_ratio=cfg.min_lr_ratio, loss=s["loss"], seed=cfg.seed,
-                           progress=False)
-        init_weights = [W.detach().clone() for W in net.weights()]
-        hist = train(net, X, y, tcfg, device=dev)
-        row: dict[str, Any] = {
-            "name": s["name"],
-            "setting": s,
-            "num_train": N,
-            "broken_assumptions": broken_assumptions(
-                s, N, D_in, width=cfg.width, batch_size=cfg.batch_size, momentum=cfg.momentum),
-            "epochs_run": hist.epochs_run,
-            "final_loss": hist.final_loss if math.isfinite(hist.final_loss) else None,
-            "diverged": not math.isfinite(hist.final_loss),
-            "loss_curve": loss_curve(hist.loss).to_dict(),
-            "train_wall_time_s": hist.wall_time,
-            "train_acc": None, "layers": None, "logits": None, "fit": None,
-            "trace_within_ratios": None, "weights": None,
-        }
-        if not row["diverged"]:
-            feats, logits = layer_metrics(net, X, y, cfg.eval_batch_size)
-            with torch.no_grad():
-                B = cfg.eval_batch_size
-                correct = sum(int((net(X[a : a + B]).argmax(1) == y[a : a + B]).sum())
-                              for a in range(0, N, B))
-            C, tw = feats.compression, feats.trace_within
-            out["input_compression"][str(N)] = float(C[0])
-            row.update({
-                "train_acc": correct / N,
-                "layers": feats.to_dict(),
-                "logits": {k: v[0] for k, v in logits.to_dict().items()},
-                "fit": compression_fit(C, 1, cfg.stall_ratio) if bool((C > 0).all()) else None,
-                "trace_within_ratios": (tw[1:] / tw[:-1]).tolist(),
-                "weights": weight_diagnostics(net.weights(), X, K, init_weights),
-            })
-        out["settings"].append(row)
-        out["input_dim"], out["num_classes"] = D_in, K
-    out["device"] = device_name(dev)
-    out["paper_fig7"] = {str(k): v for k, v in PAPER_FIG7.items()}
-    out["wall_time_s"] = time.perf_counter() - t_start
-    return out
+        if s.num_per_class not in cache:
+            cache[s.num_per_class] = load_dataset(config.dataset, "train",
+                                                  num_per_class=s.num_per_class, device=dev)
+        X, y = cache[s.num_per_class]
+        row = _train_setting(config, s, X, y, dev)
+        if row.layers is not None:
+            input_compression[str(row.num_train)] = row.compression[0]
+        rows.append(row)
+    X, y = next(iter(cache.values()))
+    return Fig7Result(rows, int(X.shape[1]), int(y.max()) + 1, input_compression,
+                      device_name(dev), time.perf_counter() - t_start)
 
 
-def run_seed_study(cfg: Config, device: torch.device | str) -> dict[str, Any]:
-    """:func:`run_experiment` for the seeds ``cfg.seed, ..., cfg.seed + cfg.num_seeds - 1``.
+@dataclass(frozen=True)
+class SeedStudyResult(Result):
+    """What :func:`run_seed_study` returns: one :class:`Fig7Result` per seed.
+
+    Attributes
+    ----------
+    seeds : list of int
+    names : list of str
+        The settings, in order.
+    runs : list of Fig7Result
+        ``runs[i]`` is :func:`run` with the seed ``seeds[i]``.
+    wall_time_s : float
+    """
+
+    seeds: list[int]
+    names: list[str]
+    runs: list[Fig7Result]
+    wall_time_s: float = 0.0
+
+
+def run_seed_study(config: Config, device: torch.device | str) -> SeedStudyResult:
+    """:func:`run` for the seeds ``config.seed, ..., config.seed + config.num_seeds - 1``.
 
     Every seed draws its own initialisation and mini-batch order; the data (the first
     ``num_per_class`` images of each class) are the same for every seed.
 
     Parameters
     ----------
-    cfg : Config
-        One of :data:`SEED_STUDY` (or a variant): what :func:`run_experiment` needs, plus
+    config : Config
+        One of :data:`SEED_STUDY` (or a variant): what :func:`run` needs, plus
         ``num_seeds``.
     device : torch.device or str
 
     Returns
     -------
-    dict
-        JSON-serialisable: ``seeds``, ``names`` (the settings, in order), ``runs`` (one
-        :func:`run_experiment` row per setting and seed, with its ``seed``) and
-        ``wall_time_s``.
+    SeedStudyResult
 
     Examples
     --------
     >>> cfg = SEED_STUDY["quick"].replace(num_per_class=5, width=8, epochs=1, num_seeds=2,
     ...                                   settings=[{"name": "a", "depth": 3}])
     >>> res = run_seed_study(cfg, "cpu")  # needs FashionMNIST (dataset-fashion-mnist)
-    >>> res["seeds"], [(r["name"], r["seed"]) for r in res["runs"]]
-    ([0, 1], [('a', 0), ('a', 1)])
+    >>> res.seeds, [r.settings[0].name for r in res.runs]
+    ([0, 1], ['a', 'a'])
 
     Used in: ch06.
     """
-    if not isinstance(cfg, Config):
-        raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(cfg).__name__}")
-    if "num_seeds" not in cfg:
+    if not isinstance(config, Config):
+        raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(config).__name__}")
+    if "num_seeds" not in config:
         raise ValueError("cfg needs 'num_seeds' (see SEED_STUDY)")
-    num_seeds = check_int(cfg.num_seeds, "num_seeds", minimum=1)
-    seed0 = check_int(cfg.seed, "seed", minimum=0)
+    num_seeds = check_int(config.num_seeds, "num_seeds", minimum=1)
+    seed0 = check_int(config.seed, "seed", minimum=0)
     seeds = list(range(seed0, seed0 + num_seeds))
     t_start = time.perf_counter()
-    runs = []
-    for s in seeds:
-        res = run_experiment(cfg.replace(seed=s), device)
-        runs += [{**row, "seed": s} for row in res["settings"]]
-    names = [s["name"] for s in resolve_settings(cfg)]
-    return {"seeds": seeds, "names": names, "runs": runs,
-            "wall_time_s": time.perf_counter() - t_start}
+    runs = [run(config.replace(seed=s), device) for s in seeds]
+    names = [s.name for s in resolve_settings(config)]
+    return SeedStudyResult(seeds, names, runs, time.perf_counter() - t_start)
 
 
-def seed_study_summary(study: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class SeedSummary(Result):
+    """Scale-free statistics of one setting over the seeds (:func:`seed_study_summary`).
+
+    Attributes
+    ----------
+    loss : str
+    lr : float
+    epochs, num_seeds : int
+    diverged : int
+        How many seeds diverged.
+    compression_ratio, first_ratio, last_ratio : list of float
+        Per seed that did not diverge: ``C_{L-1} / C_1``, ``C_2 / C_1``, ``C_{L-1} / C_{L-2}``.
+    discrimination_first, discrimination_last : list of float
+        ``D_1`` and ``D_{L-1}``.
+    final_loss, train_acc : list of float
+    """
+
+    loss: str
+    lr: float
+    epochs: int
+    num_seeds: int
+    diverged: int
+    compression_ratio: list[float]
+    first_ratio: list[float]
+    last_ratio: list[float]
+    discrimination_first: list[float]
+    discrimination_last: list[float]
+    final_loss: list[float]
+    train_acc: list[float]
+
+
+def _seed_summary(rows: list[SettingResult]) -> SeedSummary:
+    ok = [r for r in rows if not r.diverged]
+    C = [r.compression for r in ok]
+    D = [r.layers.discrimination.tolist() for r in ok]  # type: ignore[union-attr]
+    s = rows[0].setting
+    return SeedSummary(
+        s.loss, s.lr, s.epochs, len(rows), len(rows) - len(ok),
+        compression_ratio=[c[-1] / c[1] for c in C], first_ratio=[c[2] / c[1] for c in C],
+        last_ratio=[c[-1] / c[-2] for c in C], discrimination_first=[d[1] for d in D],
+        discrimination_last=[d[-1] for d in D], final_loss=[r.final_loss for r in ok],
+        train_acc=[r.train_acc for r in ok])
+
+
+def seed_study_summary(study: SeedStudyResult) -> dict[str, SeedSummary]:
     """Scale-free per-setting statistics of :func:`run_seed_study`, seed by seed.
 
     Parameters
     ----------
-    study : dict
-        What :func:`run_seed_study` returns.
+    study : SeedStudyResult
 
     Returns
     -------
-    dict
-        Per setting name: ``loss``, ``lr``, ``epochs``, ``num_seeds``, ``diverged`` (how many
-        seeds diverged) and, one value per seed that did not diverge: ``compression_ratio``
-        (``C_{L-1} / C_1``: the compression after the first layer), ``first_ratio`` and
-        ``last_ratio`` (``C_2 / C_1`` and ``C_{L-1} / C_{L-2}``), ``discrimination_first``
-        and ``discrimination_last`` (``D_1``, ``D_{L-1}``), ``final_loss`` and ``train_acc``.
+    dict of str to SeedSummary
+        Per setting name, in the order of ``study.names``: ``loss``, ``lr``, ``epochs``,
+        ``num_seeds``, ``diverged`` (how many seeds diverged) and, one value per seed that did
+        not diverge: ``compression_ratio`` (``C_{L-1} / C_1``: the compression after the first
+        layer), ``first_ratio`` and ``last_ratio`` (``C_2 / C_1`` and ``C_{L-1} / C_{L-2}``),
+        ``discrimination_first`` and ``discrimination_last`` (``D_1``, ``D_{L-1}``),
+        ``final_loss`` and ``train_acc``.
 
     Examples
     --------
-    >>> row = {"name": "a", "seed": 0, "diverged": False, "final_loss": 0.1, "train_acc": 1.0,
-    ...        "setting": {"loss": "mse", "lr": 0.01, "epochs": 5},
-    ...        "layers": {"compression": [2.0, 1.0, 0.5, 0.4],
-    ...                   "discrimination": [0.0, 0.2, 0.5, 0.9]}}
-    >>> s = seed_study_summary({"names": ["a"], "runs": [row]})["a"]
-    >>> s["compression_ratio"], s["first_ratio"], s["last_ratio"], s["discrimination_last"]
+    >>> s = resolve_settings(SEED_STUDY["quick"].replace(settings=[{"name": "a", "depth": 4}]))[0]
+    >>> t = LayerTable({"compression": [2.0, 1.0, 0.5, 0.4], "discrimination": [0, 0.2, 0.5, 0.9]})
+    >>> row = SettingResult("a", s, 200, final_loss=0.1, train_acc=1.0, layers=t)
+    >>> study = SeedStudyResult([0], ["a"], [Fig7Result([row], 784, 10)])
+    >>> x = seed_study_summary(study)["a"]
+    >>> x.compression_ratio, x.first_ratio, x.last_ratio, x.discrimination_last
     ([0.4], [0.5], [0.8], [0.9])
 
     Used in: ch06.
     """
-    if not isinstance(study, Mapping) or not isinstance(study.get("runs"), list):
-        raise ValueError("study must be the dict returned by run_seed_study")
-    names = study.get("names") or list(dict.fromkeys(r["name"] for r in study["runs"]))
-    out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        rows = [r for r in study["runs"] if r["name"] == name]
+    if not isinstance(study, SeedStudyResult):
+        raise ValueError(f"study must be the SeedStudyResult of run_seed_study, got "
+                         f"{type(study).__name__}")
+    out: dict[str, SeedSummary] = {}
+    for name in study.names:
+        rows = [r for res in study.runs for r in res.settings if r.name == name]
         if not rows:
             raise ValueError(f"no runs of setting {name!r}")
-        s = rows[0]["setting"]
-        keys = ("compression_ratio", "first_ratio", "last_ratio", "discrimination_first",
-                "discrimination_last", "final_loss", "train_acc")
-        stats: dict[str, Any] = {"loss": s["loss"], "lr": s["lr"], "epochs": s["epochs"],
-                                 "num_seeds": len(rows),
-                                 "diverged": sum(bool(r["diverged"]) for r in rows),
-                                 **{k: [] for k in keys}}
-        for r in rows:
-            if r["diverged"]:
-                continue
-            C, D = r["layers"]["compression"], r["layers"]["discrimination"]
-            stats["compression_ratio"].append(C[-1] / C[1])
-            stats["first_ratio"].append(C[2] / C[1])
-            stats["last_ratio"].append(C[-1] / C[-2])
-            stats["discrimination_first"].append(D[1])
-            stats["discrimination_last"].append(D[-1])
-            stats["final_loss"].append(r["final_loss"])
-            stats["train_acc"].append(r["train_acc"])
-        out[name] = stats
+        out[name] = _seed_summary(rows)
     return out
 
 
-def format_seed_study(study: Mapping[str, Any]) -> str:
+def format_seed_study(study: SeedStudyResult) -> str:
     """The seed study as a text table: ranges (min-max) over the seeds that did not diverge.
 
     Parameters
     ----------
-    study : dict
+    study : SeedStudyResult
         What :func:`run_seed_study` returns.
 
     Returns
@@ -829,12 +957,12 @@ def format_seed_study(study: Mapping[str, Any]) -> str:
 
     Examples
     --------
-    >>> row = {"name": "a", "seed": 0, "diverged": False, "final_loss": 0.1, "train_acc": 1.0,
-    ...        "setting": {"loss": "mse", "lr": 0.01, "epochs": 5},
-    ...        "layers": {"compression": [2.0, 1.0, 0.5, 0.4],
-    ...                   "discrimination": [0.0, 0.2, 0.5, 0.9]}}
-    >>> print(format_seed_study({"names": ["a"], "runs": [row]}).splitlines()[1].split()[:4])
-    ['a', 'mse', '0.01', '5']
+    >>> s = resolve_settings(SEED_STUDY["quick"].replace(settings=[{"name": "a", "depth": 4}]))[0]
+    >>> t = LayerTable({"compression": [2.0, 1.0, 0.5, 0.4], "discrimination": [0, 0.2, 0.5, 0.9]})
+    >>> row = SettingResult("a", s, 200, final_loss=0.1, train_acc=1.0, layers=t)
+    >>> study = SeedStudyResult([0], ["a"], [Fig7Result([row], 784, 10)])
+    >>> print(format_seed_study(study).splitlines()[1].split()[:4])
+    ['a', 'mse', '0.05', '100']
 
     Used in: ch06.
     """
@@ -849,11 +977,11 @@ def format_seed_study(study: Mapping[str, Any]) -> str:
     lines = [head]
     for name, s in summ.items():
         lines.append(
-            f"{name:<10} {s['loss']:<13} {s['lr']:>5g} {s['epochs']:>6} "
-            f"{s['diverged']:>2}/{s['num_seeds']:<1} "
-            f"{rng(s['compression_ratio'], '.3f'):>11} {rng(s['first_ratio'], '.2f'):>11} "
-            f"{rng(s['last_ratio'], '.2f'):>11} {rng(s['discrimination_first'], '.2f'):>9} "
-            f"{rng(s['discrimination_last'], '.2f'):>9} {rng(s['final_loss'], '.1e'):>15}")
+            f"{name:<10} {s.loss:<13} {s.lr:>5g} {s.epochs:>6} "
+            f"{s.diverged:>2}/{s.num_seeds:<1} "
+            f"{rng(s.compression_ratio, '.3f'):>11} {rng(s.first_ratio, '.2f'):>11} "
+            f"{rng(s.last_ratio, '.2f'):>11} {rng(s.discrimination_first, '.2f'):>9} "
+            f"{rng(s.discrimination_last, '.2f'):>9} {rng(s.final_loss, '.1e'):>15}")
     return "\n".join(lines)
 
 
@@ -905,28 +1033,41 @@ def weight_decay_exposure(lr: float, weight_decay: float, epochs: int, num_train
 # ----------------------------------------------------------------------------------------
 
 
-def _check_results(results: Any) -> list[Mapping[str, Any]]:
-    if isinstance(results, Mapping) and "results" in results and "settings" not in results:
-        results = results["results"]  # a whole result file
-    if not isinstance(results, Mapping) or not isinstance(results.get("settings"), list):
-        raise ValueError("results must be the dict returned by run_experiment (or a result file)")
-    if not results["settings"]:
+def _check_results(results: Any) -> list[SettingResult]:
+    if not isinstance(results, Fig7Result):
+        raise ValueError("results must be the Fig7Result of run (or the .result of a fig7 "
+                         f"Record), got {type(results).__name__}")
+    if not results.settings:
         raise ValueError("results hold no settings")
-    return results["settings"]
+    return results.settings
 
 
-def fit_summary(results: Mapping[str, Any]) -> LayerTable:
+def _toy_doc() -> Fig7Result:
+    """The two-setting toy result of the docstrings below."""
+    rows = []
+    for name, C in (("geo", [2.0, 1.0, 0.5, 0.25]), ("flat", [2.0, 0.5, 0.5, 0.5])):
+        s = resolve_settings(SCALES["quick"].replace(settings=[{"name": name, "depth": 4}]))[0]
+        t = LayerTable({"layer": [0, 1, 2, 3], "compression": C,
+                        "trace_within": [8.0, 4.0, 2.0, 1.0]})
+        f = fits.geometric(C, start=1)
+        rows.append(SettingResult(name, s, 200, final_loss=0.1, train_acc=1.0, layers=t,
+                                  logits=LayerTable({"layer": [4], "compression": [0.1]}),
+                                  fit=f, stall_layer=f.stall_layer(0.9)))
+    return Fig7Result(rows, 784, 10)
+
+
+def fit_summary(results: Fig7Result) -> LayerTable:
     """One numeric row per setting: what was trained and how geometric its ``C_l`` is.
 
     Parameters
     ----------
-    results : dict
-        :func:`run_experiment`'s output, or a whole result file of experiment ``fig7``.
+    results : Fig7Result
+        What :func:`run` returns (or the ``.result`` of a ``fig7`` Record).
 
     Returns
     -------
     LayerTable
-        Columns ``setting`` (row index, as in ``results["settings"]``), ``depth``,
+        Columns ``setting`` (row index, as in ``results.settings``), ``depth``,
         ``num_train``, ``cross_entropy`` (0/1), ``weight_decay``, ``default_init`` (0/1),
         ``compression_input`` (``C_0``), ``compression_first`` (``C_1``),
         ``compression_last`` (``C_{L-1}``), ``compression_logits`` (``C_L``), ``rate``,
@@ -936,58 +1077,48 @@ def fit_summary(results: Mapping[str, Any]) -> LayerTable:
 
     Examples
     --------
-    >>> layers = {"layer": [0, 1, 2, 3], "compression": [2.0, 1.0, 0.5, 0.25],
-    ...           "trace_within": [8.0, 4.0, 2.0, 1.0]}
-    >>> s = {"name": "a", "setting": {"depth": 4, "loss": "mse", "weight_decay": 0.0,
-    ...      "init": "default"}, "num_train": 500, "layers": layers,
-    ...      "logits": {"compression": 0.1}, "fit": compression_fit(layers["compression"]),
-    ...      "final_loss": 0.1, "train_acc": 1.0}
-    >>> t = fit_summary({"settings": [s]})
+    >>> t = fit_summary(_toy_doc())  # C = [2, 1, 0.5, 0.25] and [2, 0.5, 0.5, 0.5]
     >>> t.rate.tolist(), t.trace_within_ratio.tolist(), t.stall_layer.isnan().tolist()
-    ([0.5], [0.5], [True])
+    ([0.5, 1.0], [0.5, 0.5], [True, False])
+
+    Used in: ch06.
     """
-    rows = _check_results(results)
-    nan = float("nan")
+    nan = math.nan
     cols: dict[str, list[float]] = {k: [] for k in (
         "setting", "depth", "num_train", "cross_entropy", "weight_decay", "default_init",
         "compression_input", "compression_first", "compression_last", "compression_logits",
         "rate", "r2", "max_deviation", "stall_layer", "trace_within_ratio", "final_loss",
         "train_acc")}
-    for i, r in enumerate(rows):
-        s = r["setting"]
-        lay = r.get("layers") or {"compression": [nan] * s["depth"],
-                                  "trace_within": [nan] * s["depth"]}
-        C, tw = lay["compression"], lay["trace_within"]
-        f = r.get("fit") or {}
-        cols["setting"].append(i)
-        cols["depth"].append(s["depth"])
-        cols["num_train"].append(r["num_train"])
-        cols["cross_entropy"].append(float(s["loss"] == "cross_entropy"))
-        cols["weight_decay"].append(s["weight_decay"])
-        cols["default_init"].append(float(s["init"] == "default"))
-        cols["compression_input"].append(C[0])
-        cols["compression_first"].append(C[1])
-        cols["compression_last"].append(C[-1])
-        cols["compression_logits"].append((r.get("logits") or {}).get("compression", nan))
-        for key in ("rate", "r2", "max_deviation"):
-            cols[key].append(f.get(key, nan) if f.get(key) is not None else nan)
-        stall = f.get("stall_layer")
-        cols["stall_layer"].append(nan if stall is None else stall)
-        ok = len(tw) > 2 and all(v is not None and v > 0 for v in tw[1:])  # NaN > 0 is False
-        cols["trace_within_ratio"].append(
-            (tw[-1] / tw[1]) ** (1 / (len(tw) - 2)) if ok else nan)
-        cols["final_loss"].append(nan if r["final_loss"] is None else r["final_loss"])
-        cols["train_acc"].append(nan if r["train_acc"] is None else r["train_acc"])
+    for i, r in enumerate(_check_results(results)):
+        s, f = r.setting, r.fit
+        C = r.compression or [nan] * s.depth
+        tw = r.layers.trace_within.tolist() if r.layers is not None else [nan] * s.depth
+        ok = len(tw) > 2 and all(v > 0 for v in tw[1:])  # NaN > 0 is False
+        row = {
+            "setting": i, "depth": s.depth, "num_train": r.num_train,
+            "cross_entropy": float(s.loss == "cross_entropy"), "weight_decay": s.weight_decay,
+            "default_init": float(s.init == "default"), "compression_input": C[0],
+            "compression_first": C[1], "compression_last": C[-1],
+            "compression_logits": r.compression_logits,
+            "rate": nan if f is None else f.rate, "r2": nan if f is None else f.r2,
+            "max_deviation": nan if f is None else f.max_deviation,
+            "stall_layer": nan if r.stall_layer is None else r.stall_layer,
+            "trace_within_ratio": (tw[-1] / tw[1]) ** (1 / (len(tw) - 2)) if ok else nan,
+            "final_loss": nan if r.final_loss is None else r.final_loss,
+            "train_acc": nan if r.train_acc is None else r.train_acc,
+        }
+        for k, v in row.items():
+            cols[k].append(v)
     return LayerTable(cols)
 
 
-def format_fit_summary(results: Mapping[str, Any]) -> str:
-    """The fit summary as a text table with the setting names and broken assumptions.
+def format_fit_summary(results: Fig7Result) -> str:
+    """The fit summary as a text table with the setting names.
 
     Parameters
     ----------
-    results : dict
-        :func:`run_experiment`'s output or a result file.
+    results : Fig7Result
+        What :func:`run` returns (or the ``.result`` of a ``fig7`` Record).
 
     Returns
     -------
@@ -997,12 +1128,10 @@ def format_fit_summary(results: Mapping[str, Any]) -> str:
 
     Examples
     --------
-    >>> layers = {"layer": [0, 1, 2], "compression": [2.0, 1.0, 0.5], "trace_within": [1, 1, 1]}
-    >>> s = {"name": "toy", "setting": {"depth": 3, "loss": "mse", "weight_decay": 0.0,
-    ...      "init": "default"}, "num_train": 5, "layers": layers, "logits": {"compression": 0.1},
-    ...      "fit": compression_fit(layers["compression"]), "final_loss": 0.1, "train_acc": 1.0}
-    >>> print(format_fit_summary({"settings": [s]}).splitlines()[1].split()[:3])
-    ['toy', '5', '2']
+    >>> print(format_fit_summary(_toy_doc()).splitlines()[2].split()[:3])
+    ['flat', '200', '2']
+
+    Used in: ch06.
     """
     rows = _check_results(results)
     t = fit_summary(results)
@@ -1012,7 +1141,7 @@ def format_fit_summary(results: Mapping[str, Any]) -> str:
     for i, r in enumerate(rows):
         stall = t.stall_layer[i]
         lines.append(
-            f"{r['name']:<12} {int(t.num_train[i]):>6} {t.compression_input[i]:>6.3g} "
+            f"{r.name:<12} {int(t.num_train[i]):>6} {t.compression_input[i]:>6.3g} "
             f"{t.compression_first[i]:>7.3g} {t.compression_last[i]:>8.3g} "
             f"{t.compression_logits[i]:>8.3g} {t.rate[i]:>6.3f} {t.r2[i]:>6.3f} "
             f"{t.max_deviation[i]:>7.3f} {'-' if stall.isnan() else int(stall):>5} "
@@ -1020,14 +1149,14 @@ def format_fit_summary(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def compression_columns(results: Mapping[str, Any], names: Sequence[str] | None = None
+def compression_columns(results: Fig7Result, names: Sequence[str] | None = None
                         ) -> LayerTable:
     """``C_l`` of some settings as table columns, one row per layer (logits last), for CSVs.
 
     Parameters
     ----------
-    results : dict
-        :func:`run_experiment`'s output or a result file of ``fig7``.
+    results : Fig7Result
+        What :func:`run` returns (or the ``.result`` of a ``fig7`` Record).
     names : sequence of str, optional
         Settings to include (default: all).
 
@@ -1039,25 +1168,25 @@ def compression_columns(results: Mapping[str, Any], names: Sequence[str] | None 
 
     Examples
     --------
-    >>> s = {"name": "toy", "setting": {"depth": 2},
-    ...      "layers": {"compression": [2.0, 1.0]}, "logits": {"compression": 0.5}}
-    >>> t = compression_columns({"settings": [s]})
-    >>> t.layer.tolist(), t.toy.tolist()
-    ([0.0, 1.0, 2.0], [2.0, 1.0, 0.5])
+    >>> t = compression_columns(_toy_doc(), ["geo"])
+    >>> t.layer.tolist(), t.geo.tolist()
+    ([0.0, 1.0, 2.0, 3.0, 4.0], [2.0, 1.0, 0.5, 0.25, 0.1])
+
+    Used in: ch06.
     """
     rows = _select_rows(_check_results(results), names)
-    depth = max(r["setting"]["depth"] for r in rows)
+    depth = max(r.setting.depth for r in rows)
     cols: dict[str, list[float]] = {"layer": list(range(depth + 1))}
     for r in rows:
-        vals = [*r["layers"]["compression"], r["logits"]["compression"]] if r.get("layers") else []
-        cols[r["name"]] = vals + [float("nan")] * (depth + 1 - len(vals))
+        vals = [*r.compression, r.compression_logits] if r.layers is not None else []
+        cols[r.name] = vals + [math.nan] * (depth + 1 - len(vals))
     return LayerTable(cols)
 
 
-def _select_rows(rows: list[Mapping[str, Any]], names: Sequence[str] | None) -> list:
+def _select_rows(rows: list[SettingResult], names: Sequence[str] | None) -> list[SettingResult]:
     if names is None:
         return rows
-    by_name = {r["name"]: r for r in rows}
+    by_name = {r.name: r for r in rows}
     missing = [n for n in names if n not in by_name]
     if missing:
         raise ValueError(f"no setting(s) {missing}; settings are {list(by_name)}")
@@ -1065,7 +1194,7 @@ def _select_rows(rows: list[Mapping[str, Any]], names: Sequence[str] | None) -> 
 
 
 def plot_compression(
-    results: Mapping[str, Any],
+    results: Fig7Result,
     names: Sequence[str] | None = None,
     ax: Any | None = None,
     logits: bool = True,
@@ -1082,8 +1211,8 @@ def plot_compression(
 
     Parameters
     ----------
-    results : dict
-        :func:`run_experiment`'s output or a result file of ``fig7``.
+    results : Fig7Result
+        What :func:`run` returns (or the ``.result`` of a ``fig7`` Record).
     names : sequence of str, optional
         Settings to draw, in order (default: all).
     ax : matplotlib Axes, optional
@@ -1102,17 +1231,16 @@ def plot_compression(
     Examples
     --------
     >>> import matplotlib.pyplot as plt
-    >>> layers = {"layer": [0, 1, 2], "compression": [2.0, 1.0, 0.5]}
-    >>> s = {"name": "toy", "setting": {"depth": 3}, "layers": layers,
-    ...      "logits": {"compression": 0.3}, "fit": compression_fit(layers["compression"])}
-    >>> fig, ax = plot_compression({"settings": [s]}, paper=True)
-    >>> ax.get_yscale(), len(ax.get_lines())
+    >>> fig, ax = plot_compression(_toy_doc(), ["geo"], paper=True)
+    >>> ax.get_yscale(), len(ax.get_lines())  # points, fit, logits
     ('log', 3)
     >>> plt.close(fig)
-    >>> fig, ax = plot_compression({"settings": [s]}, floors={"toy": [1.0, 0.4, 0.2, 0.2]})
+    >>> fig, ax = plot_compression(_toy_doc(), ["geo"], floors={"geo": [1.0, 0.4, 0.2, 0.2, 0.1]})
     >>> len(ax.get_lines())
     4
     >>> plt.close(fig)
+
+    Used in: ch06.
     """
     import matplotlib.pyplot as plt
 
@@ -1120,7 +1248,7 @@ def plot_compression(
 
     rows = _select_rows(_check_results(results), names)
     floors = dict(floors or {})
-    unknown = sorted(set(floors) - {r["name"] for r in rows})
+    unknown = sorted(set(floors) - {r.name for r in rows})
     if unknown:
         raise ValueError(f"floors given for settings not drawn: {unknown}")
     if ax is None:
@@ -1130,27 +1258,23 @@ def plot_compression(
     drawn_paper = set()
     for i, r in enumerate(rows):
         color = COLORS[i % len(COLORS)]
-        if not r.get("layers"):
+        if r.layers is None:
             continue  # a diverged run has no layers
-        C = np.asarray(r["layers"]["compression"], dtype=float)
-        layers = np.arange(len(C))
-        ax.semilogy(layers, C, "o", color=color, label=r["name"])
-        f = r.get("fit")
-        if f:
-            xs = np.asarray(f["layers"], dtype=float)
-            ax.semilogy(xs, np.exp(f["slope"] * xs + f["intercept"]), "-", color=color,
-                        alpha=0.7, lw=1.2)
+        C = np.asarray(r.compression, dtype=float)
+        ax.semilogy(np.arange(len(C)), C, "o", color=color, label=r.name)
+        if r.fit is not None:
+            xs = list(r.fit.layers)
+            ax.semilogy(xs, r.fit.predict(xs).numpy(), "-", color=color, alpha=0.7, lw=1.2)
         if logits:
-            ax.semilogy([len(C)], [r["logits"]["compression"]], "o", mfc="none", color=color)
-        if r["name"] in floors:
-            F = np.asarray(floors[r["name"]], dtype=float)
+            ax.semilogy([len(C)], [r.compression_logits], "o", mfc="none", color=color)
+        if r.name in floors:
+            F = np.asarray(floors[r.name], dtype=float)
             ax.semilogy(np.arange(len(F)), F, "+--", color=color, lw=1.0,
-                        label=f"{r['name']}: floor")
-        depth = r["setting"]["depth"]
+                        label=f"{r.name}: floor")
+        depth = r.setting.depth
         if paper and depth in PAPER_FIG7 and depth not in drawn_paper:
             drawn_paper.add(depth)
-            vals = PAPER_FIG7[depth]
-            pts = [(l, v) for l, v in enumerate(vals) if v is not None]
+            pts = [(l, v) for l, v in enumerate(PAPER_FIG7[depth]) if v is not None]
             ax.semilogy([p[0] for p in pts], [p[1] for p in pts], "x--", color=color, lw=0.8,
                         alpha=0.6, label=f"project page, L = {depth}")
     ax.set_xlabel("layer $l$ (open marker: logits, $l = L$)")
@@ -1160,14 +1284,14 @@ def plot_compression(
     return fig, ax
 
 
-def plot_fit_quality(results: Mapping[str, Any], axes: Sequence[Any] | None = None
+def plot_fit_quality(results: Fig7Result, axes: Sequence[Any] | None = None
                      ) -> tuple[Any, Any]:
     """Bar charts of the geometric fit per setting: ``R^2`` and the largest deviation.
 
     Parameters
     ----------
-    results : dict
-        :func:`run_experiment`'s output or a result file of ``fig7``.
+    results : Fig7Result
+        What :func:`run` returns (or the ``.result`` of a ``fig7`` Record).
     axes : pair of Axes, optional
         Where to draw; a new ``1 x 2`` figure when omitted.
 
@@ -1178,15 +1302,12 @@ def plot_fit_quality(results: Mapping[str, Any], axes: Sequence[Any] | None = No
     Examples
     --------
     >>> import matplotlib.pyplot as plt
-    >>> layers = {"layer": [0, 1, 2, 3], "compression": [2.0, 1.0, 0.5, 0.3],
-    ...           "trace_within": [1, 1, 1, 1]}
-    >>> s = {"name": "toy", "setting": {"depth": 4, "loss": "mse", "weight_decay": 0.0,
-    ...      "init": "default"}, "num_train": 5, "layers": layers, "logits": {"compression": 0.1},
-    ...      "fit": compression_fit(layers["compression"]), "final_loss": 0.1, "train_acc": 1.0}
-    >>> fig, (a, b) = plot_fit_quality({"settings": [s]})
+    >>> fig, (a, b) = plot_fit_quality(_toy_doc())
     >>> len(a.patches), len(b.patches)
-    (1, 1)
+    (2, 2)
     >>> plt.close(fig)
+
+    Used in: ch06.
     """
     import matplotlib.pyplot as plt
 
@@ -1200,7 +1321,6 @@ def plot_fit_quality(results: Mapping[str, Any], axes: Sequence[Any] | None = No
         if len(axes) != 2:
             raise ValueError("axes must be a pair (ax_r2, ax_deviation)")
         fig = axes[0].figure
-    names = [r["name"] for r in rows]
     x = np.arange(len(rows))
     ax_r, ax_d = axes
     ax_r.bar(x, np.nan_to_num(t.r2.numpy()), color=COLORS[0])
@@ -1209,6 +1329,6 @@ def plot_fit_quality(results: Mapping[str, Any], axes: Sequence[Any] | None = No
     ax_d.bar(x, np.nan_to_num(t.max_deviation.numpy()), color=COLORS[1])
     ax_d.set_ylabel(r"largest $|\log_{10} C_l - \mathrm{fit}|$ (decades)")
     for ax in axes:
-        ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+        ax.set_xticks(x, [r.name for r in rows], rotation=45, ha="right", fontsize=8)
     ax_r.set_ylim(min(0.0, float(np.nanmin(t.r2.numpy()))) if len(x) else 0.0, 1.02)
     return fig, axes

@@ -833,14 +833,16 @@ EXPERIMENTS: dict[str, Experiment] = {
         default_device="cpu",
     ),
     "fig7": Experiment(
-        _beyond.run_experiment, _beyond.SCALES,
+        _beyond.run, _beyond.SCALES,
         "F7: deep linear networks (L = 5, 7, 9) from PyTorch's default init on "
         "FashionMNIST; cross-entropy, weight decay, small init, N > d; fit of log C_l",
+        result_type=_beyond.Fig7Result,
     ),
     "transfer": Experiment(
-        _transfer.run_experiment, _transfer.SCALES,
+        _transfer.run, _transfer.SCALES,
         "F8 (toy, design [R]): FashionMNIST extractor pre-trained on classes 0-4 with "
         "an m-layer linear head (m = 1..5), head discarded, ridge probe on classes 5-9",
+        result_type=_transfer.TransferResult,
     ),
 }
 

@@ -28,7 +28,12 @@ experiment. The design here is the book's reconstruction, small enough for a CPU
   images, and ``C`` through the head, layer by layer (:func:`transfer_metrics`).
 
 Every seed draws its own initialisation and mini-batch order (the images are the first
-``num_per_class`` of each class in file order, the same for every seed).
+``num_per_class`` of each class in file order, the same for every seed; :func:`task_data`).
+
+:func:`run` returns a typed :class:`TransferResult` (one :class:`TransferRun` per head size
+and seed, one :class:`HeadSummary` of :class:`~pncutils.book.config.MeanStd` per head size),
+the ``results`` of the result file of experiment ``transfer``; the tables and figures below
+take it.
 
 References
 ----------
@@ -38,28 +43,41 @@ and discrimination", arXiv:2311.02960 (the projection-head figure of the authors
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from pncutils import _forward, fits
 from pncutils._checks import as_tensor, check_float, check_int
-from pncutils.book.config import Config
+from pncutils.book.config import Config, MeanStd, Result, mean_std
+from pncutils.metrics import LayerTable
 from pncutils.probes import check_ridge, probe_accuracy
 
 __all__ = [
     "SCALES",
     "PAPER_F8",
+    "METRICS",
     "select_classes",
+    "TaskData",
+    "task_data",
     "build_network",
     "extract_features",
+    "FeatureGeometry",
     "feature_geometry",
+    "TransferMetrics",
     "transfer_metrics",
-    "run_experiment",
+    "TransferRun",
+    "HeadSummary",
+    "WallTime",
+    "TransferResult",
+    "run",
     "summary_table",
+    "head_compression_table",
     "plot_transfer",
     "plot_head_compression",
     "geometric_head_rate",
@@ -143,6 +161,8 @@ def select_classes(
     >>> Xs, ys = select_classes(X, y, [2, 1])
     >>> Xs.flatten().tolist(), ys.tolist()
     ([1.0, 2.0, 3.0, 4.0], [1, 0, 1, 0])
+
+    Used in: ch07.
     """
     X = as_tensor(X, "X")
     y = as_tensor(y, "y")
@@ -212,6 +232,8 @@ def build_network(
     ...                     generator=torch.Generator().manual_seed(0))
     >>> net.depth, net.num_nonlinear, len(net.features(torch.zeros(4, 8)))
     (5, 2, 5)
+
+    Used in: ch07 (through :func:`run`).
     """
     from pncutils.models import HybridNetwork
 
@@ -247,34 +269,41 @@ def extract_features(
     >>> net = build_network(8, 16, 3, 2, 1, generator=torch.Generator().manual_seed(0))
     >>> [tuple(H.shape) for H in extract_features(net, torch.randn(5, 8), [0, 2])]
     [(5, 8), (5, 16)]
+
+    Used in: ch07 (through :func:`transfer_metrics`).
     """
     X = as_tensor(X, "X")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     layers = [check_int(i, "layer", minimum=0) for i in layers]
-    if not layers:
-        raise ValueError("layers is empty: give at least one layer index")
-    param = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    out: list[list[Tensor]] = [[] for _ in layers]
-    try:
-        with torch.no_grad():
-            for a in range(0, X.shape[0], batch_size):
-                feats = model.features(X[a : a + batch_size].to(param.device, param.dtype))
-                if max(layers) >= len(feats):
-                    raise ValueError(
-                        f"layer {max(layers)} requested but the model has {len(feats)} "
-                        "feature layers"
-                    )
-                for j, i in enumerate(layers):
-                    out[j].append(feats[i])
-    finally:
-        model.train(was_training)
-    return [torch.cat(parts) for parts in out]
+    return _forward.features(model, X, batch_size, layers)
 
 
-#: The relative ridges :func:`pncutils.probes.cv_ridge` chooses from by default: one per decade.
-def feature_geometry(H: Any, y: Any, alpha: float = 1.0) -> dict[str, float]:
+@dataclass(frozen=True)
+class FeatureGeometry(Result):
+    """How far features are from orthogonal rows (:func:`feature_geometry`).
+
+    Attributes
+    ----------
+    norm_sq : float
+        ``r^2``, the mean squared row norm.
+    mean_cosine : float
+        Mean pairwise cosine of the rows (0 for orthogonal rows).
+    num_per_class : float
+        ``n = N / K``.
+    norm_ratio : float
+        ``alpha^2 r^2 / n``.
+    signal_gain : float
+        ``s_bar``, the geometric mean singular value of the least-squares map.
+    """
+
+    norm_sq: float
+    mean_cosine: float
+    num_per_class: float
+    norm_ratio: float
+    signal_gain: float
+
+
+def feature_geometry(H: Any, y: Any, alpha: float = 1.0) -> FeatureGeometry:
     """How far features are from the theory's orthogonal inputs, and which regime they are in.
 
     The idealised rate of chapter 3 is ``rho = eps^2 / s_bar^{2/L}``, with ``s_bar`` the geometric
@@ -296,7 +325,7 @@ def feature_geometry(H: Any, y: Any, alpha: float = 1.0) -> dict[str, float]:
 
     Returns
     -------
-    dict
+    FeatureGeometry
         ``norm_sq``: ``r^2``, the mean of ``||h_i||^2``; ``mean_cosine``: the mean over pairs
         ``i != j`` of ``<h_i, h_j> / (||h_i|| ||h_j||)`` (0 for orthogonal rows; signed);
         ``num_per_class``: ``n = N / K``; ``norm_ratio``: ``alpha^2 r^2 / n`` (below one: the
@@ -309,7 +338,7 @@ def feature_geometry(H: Any, y: Any, alpha: float = 1.0) -> dict[str, float]:
 
     >>> H = 3.0 * torch.eye(4, 6); y = torch.tensor([0, 0, 1, 1])
     >>> g = feature_geometry(H, y)
-    >>> g["norm_sq"], g["mean_cosine"], g["norm_ratio"], round(g["signal_gain"], 6)
+    >>> g.norm_sq, g.mean_cosine, g.norm_ratio, round(g.signal_gain, 6)
     (9.0, 0.0, 4.5, 0.471405)
 
     Used in: ch07.
@@ -329,13 +358,44 @@ def feature_geometry(H: Any, y: Any, alpha: float = 1.0) -> dict[str, float]:
     s = torch.linalg.svdvals(least_squares_map(H, y, alpha))
     s = s[s > s.max() * max(K, D) * torch.finfo(torch.float64).eps]
     norm_sq = float(norms.square().mean())
-    return {
-        "norm_sq": norm_sq,
-        "mean_cosine": float(mean_cos),
-        "num_per_class": N / K,
-        "norm_ratio": alpha**2 * norm_sq / (N / K),
-        "signal_gain": float(s.log().mean().exp()),
-    }
+    return FeatureGeometry(norm_sq, float(mean_cos), N / K, alpha**2 * norm_sq / (N / K),
+                           float(s.log().mean().exp()))
+
+
+@dataclass(frozen=True)
+class TransferMetrics(Result):
+    """Transfer accuracy and geometry of one pre-trained extractor (:func:`transfer_metrics`).
+
+    Attributes
+    ----------
+    transfer_acc, probe_ridge : float
+        The probe on the extractor's target features: test accuracy and ridge.
+    compression_source, compression_target : float
+        ``C`` of the extractor's features on the source and target training images.
+    discrimination_source, discrimination_target, nc1_source, nc1_target : float
+    feature_norm_sq, feature_cosine, feature_norm_ratio, signal_gain : float
+        :func:`feature_geometry` of the extractor's source features.
+    head_compression : list of float
+        ``[C_b, ..., C_{L-1}]`` on the source images (``m`` values).
+    head_transfer_acc, head_probe_ridge : list of float
+        The probe on each of these layers (``m`` values; the first is ``transfer_acc``).
+    """
+
+    transfer_acc: float
+    probe_ridge: float
+    compression_source: float
+    compression_target: float
+    discrimination_source: float
+    discrimination_target: float
+    nc1_source: float
+    nc1_target: float
+    feature_norm_sq: float
+    feature_cosine: float
+    feature_norm_ratio: float
+    signal_gain: float
+    head_compression: list[float]
+    head_transfer_acc: list[float]
+    head_probe_ridge: list[float]
 
 
 def transfer_metrics(
@@ -347,7 +407,7 @@ def transfer_metrics(
     probe_ridge: float | str = "cv",
     batch_size: int = 4096,
     alpha: float = 1.0,
-) -> dict[str, Any]:
+) -> TransferMetrics:
     """Transfer accuracy and geometry of a pre-trained extractor (the head discarded).
 
     With ``H = model.features(x)[backbone_depth]`` the extractor's features:
@@ -387,7 +447,7 @@ def transfer_metrics(
 
     Returns
     -------
-    dict
+    TransferMetrics
         ``transfer_acc``, ``probe_ridge``, ``compression_source``, ``compression_target``,
         ``discrimination_source``, ``discrimination_target``, ``nc1_source``,
         ``nc1_target``, ``feature_norm_sq``, ``feature_cosine``, ``feature_norm_ratio``,
@@ -400,8 +460,12 @@ def transfer_metrics(
     >>> net = build_network(6, 8, 2, 1, 2, generator=g)
     >>> X = torch.randn(40, 6, generator=g); y = torch.arange(40) % 2
     >>> out = transfer_metrics(net, 1, (X, y), (X, y), (X, y))
-    >>> sorted(out)[:3], len(out["head_compression"]), 0 <= out["transfer_acc"] <= 1
-    (['compression_source', 'compression_target', 'discrimination_source'], 2, True)
+    >>> len(out.head_compression), out.head_compression[0] == out.compression_source
+    (2, True)
+    >>> 0 <= out.transfer_acc <= 1
+    True
+
+    Used in: ch07 (through :func:`run`).
     """
     from pncutils import metrics
 
@@ -425,23 +489,23 @@ def transfer_metrics(
               for A, B in zip(head_t, head_e, strict=True)]
     accs, ridges = [p[0] for p in probes], [p[1] for p in probes]
     geo = feature_geometry(Hs, ys, alpha)
-    return {
-        "transfer_acc": accs[0],
-        "probe_ridge": ridges[0],
-        "compression_source": metrics.compression(Hs, ys),
-        "compression_target": metrics.compression(Ht, yt),
-        "discrimination_source": metrics.discrimination(Hs, ys),
-        "discrimination_target": metrics.discrimination(Ht, yt),
-        "nc1_source": metrics.nc1(Hs, ys),
-        "nc1_target": metrics.nc1(Ht, yt),
-        "feature_norm_sq": geo["norm_sq"],
-        "feature_cosine": geo["mean_cosine"],
-        "feature_norm_ratio": geo["norm_ratio"],
-        "signal_gain": geo["signal_gain"],
-        "head_compression": [metrics.compression(H, ys) for H in head],
-        "head_transfer_acc": accs,
-        "head_probe_ridge": ridges,
-    }
+    return TransferMetrics(
+        transfer_acc=accs[0],
+        probe_ridge=ridges[0],
+        compression_source=metrics.compression(Hs, ys),
+        compression_target=metrics.compression(Ht, yt),
+        discrimination_source=metrics.discrimination(Hs, ys),
+        discrimination_target=metrics.discrimination(Ht, yt),
+        nc1_source=metrics.nc1(Hs, ys),
+        nc1_target=metrics.nc1(Ht, yt),
+        feature_norm_sq=geo.norm_sq,
+        feature_cosine=geo.mean_cosine,
+        feature_norm_ratio=geo.norm_ratio,
+        signal_gain=geo.signal_gain,
+        head_compression=[metrics.compression(H, ys) for H in head],
+        head_transfer_acc=accs,
+        head_probe_ridge=ridges,
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -449,154 +513,259 @@ def transfer_metrics(
 # ----------------------------------------------------------------------------------------
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    t = torch.tensor(list(values), dtype=torch.float64)
-    return float(t.mean()), (float(t.std()) if t.numel() > 1 else 0.0)
+class TaskData(NamedTuple):
+    """The four data sets of the experiment, each a pair ``(X (M, D_in), y (M,))``, labels
+    renumbered ``0..4`` within each task (:func:`select_classes`)."""
+
+    source: tuple[Tensor, Tensor]
+    target_train: tuple[Tensor, Tensor]
+    target_test: tuple[Tensor, Tensor]
+    source_test: tuple[Tensor, Tensor]
 
 
-def _accuracy(model: nn.Module, X: Tensor, y: Tensor, batch_size: int) -> float:
-    param = next(model.parameters())
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for a in range(0, X.shape[0], batch_size):
-            out = model(X[a : a + batch_size].to(param.device, param.dtype))
-            correct += int((out.argmax(1) == y[a : a + batch_size].to(out.device)).sum())
-    return correct / X.shape[0]
+def task_data(config: Config, device: torch.device | str = "cpu") -> TaskData:
+    """The source and target images of the experiment: the first ``n`` of each class.
+
+    Parameters
+    ----------
+    config : Config
+        One of :data:`SCALES`: ``dataset``, ``source_classes``, ``target_classes``,
+        ``num_per_class`` (source training), ``target_train_per_class``,
+        ``target_test_per_class``, ``source_test_per_class`` (None: all images).
+    device : torch.device or str, default "cpu"
+        Where the images are put.
+
+    Returns
+    -------
+    TaskData
+        ``source`` and ``target_train`` from the training split, ``target_test`` and
+        ``source_test`` from the test split.
+
+    Examples
+    --------
+    >>> d = task_data(SCALES["quick"])  # needs FashionMNIST (dataset-fashion-mnist)
+    >>> tuple(d.source[0].shape), d.target_test[1].unique().tolist()
+    ((500, 784), [0, 1, 2, 3, 4])
+
+    Used in: ch07.
+    """
+    from pncutils.data import load_dataset
+
+    dev = torch.device(device)
+    c = config
+
+    def most(a: int | None, b: int | None) -> int | None:
+        return None if a is None or b is None else max(a, b)
+
+    X, y = load_dataset(c.dataset, "train", device=dev,
+                        num_per_class=most(c.num_per_class, c.target_train_per_class))
+    X_test, y_test = load_dataset(c.dataset, "test", device=dev,
+                                  num_per_class=most(c.source_test_per_class,
+                                                     c.target_test_per_class))
+    return TaskData(select_classes(X, y, c.source_classes, c.num_per_class),
+                    select_classes(X, y, c.target_classes, c.target_train_per_class),
+                    select_classes(X_test, y_test, c.target_classes, c.target_test_per_class),
+                    select_classes(X_test, y_test, c.source_classes, c.source_test_per_class))
 
 
-_METRICS = ("transfer_acc", "compression_source", "compression_target",
-            "discrimination_source", "discrimination_target", "nc1_source", "nc1_target",
-            "feature_norm_sq", "feature_cosine", "feature_norm_ratio", "signal_gain",
-            "source_test_acc", "final_loss")
+@dataclass(frozen=True)
+class TransferRun(TransferMetrics):
+    """One pre-trained network of :func:`run`: its :class:`TransferMetrics` and its training.
+
+    Attributes
+    ----------
+    head_layers, seed : int
+        ``m`` and the seed of the initialisation and the mini-batch order.
+    final_loss : float
+        Pre-training loss of the last epoch.
+    source_test_acc : float
+        Accuracy of the whole network on the source test images.
+    train_wall_time_s : float
+    """
+
+    head_layers: int
+    seed: int
+    final_loss: float
+    source_test_acc: float
+    train_wall_time_s: float
 
 
-def run_experiment(cfg: Config, device: torch.device | str) -> dict[str, Any]:
+#: The per-run numbers that :class:`HeadSummary` averages over the seeds.
+METRICS: tuple[str, ...] = (
+    "transfer_acc", "compression_source", "compression_target", "discrimination_source",
+    "discrimination_target", "nc1_source", "nc1_target", "feature_norm_sq", "feature_cosine",
+    "feature_norm_ratio", "signal_gain", "source_test_acc", "final_loss")
+
+
+@dataclass(frozen=True)
+class HeadSummary(Result):
+    """The seed statistics of one head depth ``m``: one :class:`MeanStd` per :data:`METRICS`.
+
+    ``head_compression_mean`` is the geometric mean over the seeds of ``C`` at each layer
+    from the extractor's output on (``C`` spans decades), ``head_compression_std`` its sample
+    standard deviation, ``head_transfer_acc_mean`` the mean probe accuracy of each layer.
+    """
+
+    head_layers: int
+    transfer_acc: MeanStd
+    compression_source: MeanStd
+    compression_target: MeanStd
+    discrimination_source: MeanStd
+    discrimination_target: MeanStd
+    nc1_source: MeanStd
+    nc1_target: MeanStd
+    feature_norm_sq: MeanStd
+    feature_cosine: MeanStd
+    feature_norm_ratio: MeanStd
+    signal_gain: MeanStd
+    source_test_acc: MeanStd
+    final_loss: MeanStd
+    head_compression_mean: list[float]
+    head_compression_std: list[float]
+    head_transfer_acc_mean: list[float]
+
+
+@dataclass(frozen=True)
+class WallTime(Result):
+    """Seconds spent loading the data (and the raw-pixel reference), training, on the rest
+    (building the networks, the probes and the metrics), and in all."""
+
+    data: float
+    train: float
+    analysis: float
+    total: float
+
+
+@dataclass(frozen=True)
+class TransferResult(Result):
+    """What :func:`run` returns (the ``results`` of a ``transfer`` result file).
+
+    Attributes
+    ----------
+    seeds : list of int
+    num_source_train, num_target_train, num_target_test, num_source_test : int
+        Sizes of the four data sets (:func:`task_data`).
+    raw_pixel_transfer_acc, raw_pixel_probe_ridge : float
+        The same probe on the raw target pixels (the reference) and its ridge.
+    raw_pixel_geometry : FeatureGeometry
+        :func:`feature_geometry` of the source training pixels (the network's inputs).
+    per_seed : list of TransferRun
+        One per ``(m, seed)``, ``m`` outer.
+    summary : list of HeadSummary
+        One per ``m`` of ``config.head_layers``.
+    wall_time_s : WallTime
+    """
+
+    seeds: list[int]
+    num_source_train: int
+    num_target_train: int
+    num_target_test: int
+    num_source_test: int
+    raw_pixel_transfer_acc: float
+    raw_pixel_probe_ridge: float
+    raw_pixel_geometry: FeatureGeometry
+    per_seed: list[TransferRun]
+    summary: list[HeadSummary]
+    wall_time_s: WallTime
+
+    @property
+    def head_layers(self) -> list[int]:
+        """The head depths ``m``, in order."""
+        return [h.head_layers for h in self.summary]
+
+
+def _train_one(config: Config, data: TaskData, m: int, seed: int, dev: torch.device
+               ) -> TransferRun:
+    """Pre-train the network with an ``m``-layer head from `seed`, then measure it."""
+    from pncutils.training import TrainConfig, train
+
+    src = data.source
+    net = build_network(src[0].shape[1], config.width, len(config.source_classes),
+                        config.backbone_depth, m, init=config.init, init_scale=config.init_scale,
+                        generator=torch.Generator().manual_seed(seed))
+    tcfg = TrainConfig(lr=config.lr, epochs=config.epochs, alpha=config.alpha,
+                       batch_size=config.batch_size, momentum=config.momentum,
+                       weight_decay=config.weight_decay, schedule="cosine",
+                       min_lr_ratio=config.min_lr_ratio, loss=config.loss, seed=seed,
+                       progress=False)
+    hist = train(net, src[0], src[1], tcfg, device=dev)
+    rec = transfer_metrics(net, config.backbone_depth, src, data.target_train, data.target_test,
+                           config.probe_ridge, config.eval_batch_size, alpha=config.alpha)
+    fields = {f.name: getattr(rec, f.name) for f in dataclasses.fields(rec)}
+    return TransferRun(**fields, head_layers=m, seed=seed, final_loss=hist.final_loss,
+                       source_test_acc=_forward.accuracy(net, *data.source_test,
+                                                         config.eval_batch_size),
+                       train_wall_time_s=hist.wall_time)
+
+
+def run(config: Config, device: torch.device | str) -> TransferResult:
     """Pre-train with heads of every size, discard the head, transfer; all seeds.
 
-    For every ``m`` in ``cfg.head_layers`` and every seed ``cfg.seed + s``
-    (``s < cfg.num_seeds``): build :func:`build_network` from a CPU generator seeded with
+    For every ``m`` in ``config.head_layers`` and every seed ``config.seed + s``
+    (``s < config.num_seeds``): build :func:`build_network` from a CPU generator seeded with
     the seed, train it on the source classes with :func:`pncutils.training.train` (the
     same seed orders the mini-batches), then measure :func:`transfer_metrics` and the
     source test accuracy of the full network.
 
     Parameters
     ----------
-    cfg : Config
+    config : Config
         One of :data:`SCALES` (or a variant with the same parameters).
     device : torch.device or str
         Where the data live and the networks train.
 
     Returns
     -------
-    dict
-        JSON-serialisable: ``seeds``, data sizes, ``raw_pixel_transfer_acc`` (the probe on
-        the raw target pixels, for reference) and its ``raw_pixel_probe_ridge``,
-        ``raw_pixel_geometry`` (:func:`feature_geometry` of the source training pixels),
-        ``per_seed`` (one record per ``(m, seed)``), ``summary`` (per ``m``:
-        ``<metric>_mean`` / ``<metric>_std`` lists over the seeds, and
-        ``head_compression_mean`` / ``_std``: per ``m`` the list ``[C_b, ..., C_{L-1}]``),
-        ``head_transfer_acc_mean``: per ``m`` the mean probe accuracy of every layer from
-        the extractor's output on), and ``wall_time_s`` (data, training and analysis).
+    TransferResult
+        ``to_dict()`` is the ``results`` field of a ``transfer`` result file.
 
     Examples
     --------
     >>> cfg = SCALES["quick"].replace(head_layers=[1, 2], num_seeds=1, epochs=1,
     ...                               num_per_class=20, target_train_per_class=20,
     ...                               target_test_per_class=20, source_test_per_class=20)
-    >>> res = run_experiment(cfg, "cpu")
-    >>> res["summary"]["head_layers"], [len(c) for c in res["summary"]["head_compression_mean"]]
+    >>> res = run(cfg, "cpu")
+    >>> res.head_layers, [len(h.head_compression_mean) for h in res.summary]
     ([1, 2], [1, 2])
+
+    Used in: ch07.
     """
-    from pncutils.data import load_dataset
-    from pncutils.training import TrainConfig, train
-
-    if not isinstance(cfg, Config):
-        raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(cfg).__name__}")
+    if not isinstance(config, Config):
+        raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(config).__name__}")
     dev = torch.device(device)
-    seeds = list(range(cfg.seed, cfg.seed + check_int(cfg.num_seeds, "num_seeds", minimum=1)))
-    head_layers = [check_int(m, "head_layers", minimum=1) for m in cfg.head_layers]
-    b = cfg.backbone_depth
+    seeds = list(range(config.seed,
+                       config.seed + check_int(config.num_seeds, "num_seeds", minimum=1)))
+    head_layers = [check_int(m, "head_layers", minimum=1) for m in config.head_layers]
     t_start = time.perf_counter()
-    # the first n images per class (file order), resident on the device
-    per_train = (None if cfg.num_per_class is None or cfg.target_train_per_class is None
-                 else max(cfg.num_per_class, cfg.target_train_per_class))
-    per_test = (None if cfg.source_test_per_class is None or cfg.target_test_per_class is None
-                else max(cfg.source_test_per_class, cfg.target_test_per_class))
-    X, y = load_dataset(cfg.dataset, "train", num_per_class=per_train, device=dev)
-    X_test, y_test = load_dataset(cfg.dataset, "test", num_per_class=per_test, device=dev)
-    src = select_classes(X, y, cfg.source_classes, cfg.num_per_class)
-    tgt = select_classes(X, y, cfg.target_classes, cfg.target_train_per_class)
-    tgt_test = select_classes(X_test, y_test, cfg.target_classes, cfg.target_test_per_class)
-    src_test = select_classes(X_test, y_test, cfg.source_classes, cfg.source_test_per_class)
-    del X, y, X_test, y_test
-    K = len(cfg.source_classes)
+    data = task_data(config, dev)  # the first n images per class (file order), on the device
+    tgt, tgt_test = data.target_train, data.target_test
     # the reference: the same probe on the raw target pixels, its ridge chosen the same way
-    raw, raw_ridge = probe_accuracy(tgt[0], tgt[1], tgt_test[0], tgt_test[1], cfg.probe_ridge)
-    raw_geometry = feature_geometry(src[0], src[1], cfg.alpha)  # the network's own inputs
+    raw, raw_ridge = probe_accuracy(*tgt, *tgt_test, config.probe_ridge)
+    raw_geometry = feature_geometry(*data.source, config.alpha)  # the network's own inputs
     data_s = time.perf_counter() - t_start
-
-    per_seed: list[dict[str, Any]] = []
-    train_s = analysis_s = 0.0
-    for m in head_layers:
-        for s in seeds:
-            gen = torch.Generator().manual_seed(s)
-            net = build_network(src[0].shape[1], cfg.width, K, b, m, init=cfg.init,
-                                init_scale=cfg.init_scale, generator=gen)
-            tcfg = TrainConfig(lr=cfg.lr, epochs=cfg.epochs, alpha=cfg.alpha,
-                               batch_size=cfg.batch_size, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, schedule="cosine",
-                               min_lr_ratio=cfg.min_lr_ratio, loss=cfg.loss, seed=s,
-                               progress=False)
-            hist = train(net, src[0], src[1], tcfg, device=dev)
-            t0 = time.perf_counter()
-            rec = transfer_metrics(net, b, src, tgt, tgt_test, cfg.probe_ridge,
-                                   cfg.eval_batch_size, alpha=cfg.alpha)
-            rec.update(head_layers=m, seed=s, final_loss=hist.final_loss,
-                       source_test_acc=_accuracy(net, *src_test, cfg.eval_batch_size),
-                       train_wall_time_s=hist.wall_time)
-            analysis_s += time.perf_counter() - t0
-            train_s += hist.wall_time
-            per_seed.append(rec)
-
-    summary = _summary(per_seed, head_layers)
-    return {
-        "seeds": seeds,
-        "num_source_train": int(src[0].shape[0]),
-        "num_target_train": int(tgt[0].shape[0]),
-        "num_target_test": int(tgt_test[0].shape[0]),
-        "num_source_test": int(src_test[0].shape[0]),
-        "raw_pixel_transfer_acc": raw,
-        "raw_pixel_probe_ridge": raw_ridge,
-        "raw_pixel_geometry": raw_geometry,
-        "per_seed": per_seed,
-        "summary": summary,
-        "wall_time_s": {"data": data_s, "train": train_s, "analysis": analysis_s,
-                        "total": time.perf_counter() - t_start},
-    }
+    per_seed = [_train_one(config, data, m, s, dev) for m in head_layers for s in seeds]
+    train_s = sum(r.train_wall_time_s for r in per_seed)
+    total = time.perf_counter() - t_start
+    return TransferResult(
+        seeds, *(int(d[0].shape[0]) for d in (data.source, tgt, tgt_test, data.source_test)),
+        raw, raw_ridge, raw_geometry, per_seed, _summary(per_seed, head_layers),
+        WallTime(data_s, train_s, total - data_s - train_s, total))
 
 
-def _summary(per_seed: list[dict[str, Any]], head_layers: list[int]) -> dict[str, Any]:
+def _summary(per_seed: list[TransferRun], head_layers: list[int]) -> list[HeadSummary]:
     """Seed statistics per head depth: mean and std of every metric, geometric mean of the
     head's C (it spans decades) and the mean transfer accuracy of each head layer."""
-    summary: dict[str, Any] = {"head_layers": head_layers}
-    for key in _METRICS:
-        stats = [_mean_std([r[key] for r in per_seed if r["head_layers"] == m])
-                 for m in head_layers]
-        summary[f"{key}_mean"] = [v[0] for v in stats]
-        summary[f"{key}_std"] = [v[1] for v in stats]
-    summary["head_compression_mean"], summary["head_compression_std"] = [], []
+    out = []
     for m in head_layers:
-        rows = torch.tensor([r["head_compression"] for r in per_seed if r["head_layers"] == m],
-                            dtype=torch.float64)  # (S, m)
-        # geometric mean over seeds: C spans decades
-        summary["head_compression_mean"].append(rows.log().mean(0).exp().tolist())
-        summary["head_compression_std"].append(
-            (rows.std(0) if rows.shape[0] > 1 else torch.zeros(rows.shape[1])).tolist())
-    summary["head_transfer_acc_mean"] = [
-        torch.tensor([r["head_transfer_acc"] for r in per_seed if r["head_layers"] == m],
-                     dtype=torch.float64).mean(0).tolist() for m in head_layers]
-    return summary
+        runs = [r for r in per_seed if r.head_layers == m]
+        stats = {k: mean_std([getattr(r, k) for r in runs]) for k in METRICS}
+        C = torch.tensor([r.head_compression for r in runs], dtype=torch.float64)  # (S, m)
+        acc = torch.tensor([r.head_transfer_acc for r in runs], dtype=torch.float64)
+        out.append(HeadSummary(
+            m, **stats, head_compression_mean=C.log().mean(0).exp().tolist(),
+            head_compression_std=[mean_std(c).std for c in C.T],
+            head_transfer_acc_mean=acc.mean(0).tolist()))
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -604,53 +773,94 @@ def _summary(per_seed: list[dict[str, Any]], head_layers: list[int]) -> dict[str
 # ----------------------------------------------------------------------------------------
 
 
-def _results(results: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Accept a :func:`run_experiment` dict or a whole result file (``{"results": ...}``)."""
-    if not isinstance(results, Mapping):
-        raise ValueError(f"results must be a mapping, got {type(results).__name__}")
-    if "summary" not in results and isinstance(results.get("results"), Mapping):
-        results = results["results"]
-    if "summary" not in results:
-        raise ValueError("results has no 'summary': pass what run_experiment returns")
+def _check(results: Any) -> TransferResult:
+    if not isinstance(results, TransferResult):
+        raise ValueError("results must be the TransferResult of run (or the .result of a "
+                         f"transfer Record), got {type(results).__name__}")
     return results
 
 
-def summary_table(results: Mapping[str, Any]) -> Any:
+def _toy_doc() -> TransferResult:
+    """A two-head toy result for the docstrings below (C of the head halves per layer)."""
+    def stats(v: float) -> dict[str, MeanStd]:
+        return {k: MeanStd(v, 0.0) for k in METRICS}
+
+    summary = [HeadSummary(m, **stats(m / 10), head_compression_mean=[0.5**j for j in range(m)],
+                           head_compression_std=[0.0] * m, head_transfer_acc_mean=[0.8] * m)
+               for m in (1, 3)]
+    return TransferResult([0], 1, 1, 1, 1, 0.7, 1e-3, FeatureGeometry(1.0, 0.0, 1.0, 1.0, 1.0),
+                          [], summary, WallTime(0.0, 0.0, 0.0, 0.0))
+
+
+#: The columns :func:`summary_table` shows by default.
+_TABLE_METRICS = ("transfer_acc", "compression_source", "compression_target",
+                  "discrimination_source", "nc1_source", "source_test_acc")
+
+
+def summary_table(results: TransferResult, metrics: Sequence[str] = _TABLE_METRICS
+                  ) -> LayerTable:
     """Per-``m`` table: transfer accuracy and extractor geometry, mean and std over seeds.
 
     Parameters
     ----------
-    results : mapping
-        What :func:`run_experiment` returns, or a result file of the ``transfer`` experiment.
+    results : TransferResult
+        What :func:`run` returns (or the ``.result`` of a ``transfer`` Record).
+    metrics : sequence of str, optional
+        Names from :data:`METRICS` (default: transfer accuracy, ``C`` on source and target,
+        ``D`` and NC1 on the source, source test accuracy).
 
     Returns
     -------
     LayerTable
-        Columns ``head_layers``, ``transfer_acc_mean``, ``transfer_acc_std``,
-        ``compression_source_mean``, ``compression_source_std``,
-        ``compression_target_mean``, ``compression_target_std``,
-        ``discrimination_source_mean``, ``nc1_source_mean``, ``source_test_acc_mean``.
+        Columns ``head_layers``, then ``<metric>_mean`` and ``<metric>_std`` per metric.
 
     Examples
     --------
-    >>> s = {k: [0.5, 0.6] for k in ("transfer_acc_mean", "transfer_acc_std",
-    ...      "compression_source_mean", "compression_source_std", "compression_target_mean",
-    ...      "compression_target_std", "discrimination_source_mean", "nc1_source_mean",
-    ...      "source_test_acc_mean")}
-    >>> summary_table({"summary": {"head_layers": [1, 2], **s}}).head_layers.tolist()
-    [1.0, 2.0]
-    """
-    from pncutils.metrics import LayerTable
+    >>> t = summary_table(_toy_doc(), ["transfer_acc"])
+    >>> t.columns, t.transfer_acc_mean.tolist()
+    (('head_layers', 'transfer_acc_mean', 'transfer_acc_std'), [0.1, 0.3])
 
-    s = _results(results)["summary"]
-    cols = ("head_layers", "transfer_acc_mean", "transfer_acc_std", "compression_source_mean",
-            "compression_source_std", "compression_target_mean", "compression_target_std",
-            "discrimination_source_mean", "nc1_source_mean", "source_test_acc_mean")
-    return LayerTable({c: s[c] for c in cols})
+    Used in: ch07.
+    """
+    res = _check(results)
+    unknown = [k for k in metrics if k not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; metrics are {METRICS}")
+    cols: dict[str, list[float]] = {"head_layers": res.head_layers}
+    for k in metrics:
+        cols[f"{k}_mean"] = [getattr(h, k).mean for h in res.summary]
+        cols[f"{k}_std"] = [getattr(h, k).std for h in res.summary]
+    return LayerTable(cols)
+
+
+def head_compression_table(results: TransferResult) -> LayerTable:
+    """``C`` through the head in long form: one row per ``(m, layer)``, for CSVs.
+
+    Parameters
+    ----------
+    results : TransferResult
+
+    Returns
+    -------
+    LayerTable
+        Columns ``head_layers`` (``m``), ``layer_after_extractor`` (0 = the extractor's
+        output) and ``compression`` (geometric mean over the seeds).
+
+    Examples
+    --------
+    >>> head_compression_table(_toy_doc()).compression.tolist()
+    [1.0, 1.0, 0.5, 0.25]
+
+    Used in: ch07.
+    """
+    rows = [(h.head_layers, j, c) for h in _check(results).summary
+            for j, c in enumerate(h.head_compression_mean)]
+    return LayerTable(dict(zip(("head_layers", "layer_after_extractor", "compression"),
+                               zip(*rows, strict=True), strict=True)))
 
 
 def plot_transfer(
-    results: Mapping[str, Any],
+    results: TransferResult,
     axes: Sequence[Any] | None = None,
     label: str | None = None,
     color: str | None = None,
@@ -659,14 +869,14 @@ def plot_transfer(
     """Transfer accuracy and the extractor's ``C`` against the number of head layers.
 
     Left: transfer accuracy (%) of the linear probe on the target classes, mean and
-    standard deviation over seeds, with the raw-pixel probe as a grey line. Right: ``C`` of
+    standard deviation over seeds, with the raw-pixel probe as a dotted line. Right: ``C`` of
     the extractor's features (log scale) on the source classes (solid) and on the target
     classes (dashed), mean and standard deviation over seeds.
 
     Parameters
     ----------
-    results : mapping
-        What :func:`run_experiment` returns, or a ``transfer`` result file.
+    results : TransferResult
+        What :func:`run` returns (or the ``.result`` of a ``transfer`` Record).
     axes : pair of Axes, optional
         Where to draw (to overlay several runs); a new ``1 x 2`` figure when omitted.
     label : str, optional
@@ -681,40 +891,37 @@ def plot_transfer(
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
-    >>> s = {"head_layers": [1, 2], "transfer_acc_mean": [0.8, 0.9], "transfer_acc_std": [0, 0],
-    ...      "compression_source_mean": [0.1, 0.2], "compression_source_std": [0, 0],
-    ...      "compression_target_mean": [1.0, 2.0], "compression_target_std": [0, 0]}
-    >>> fig, (a, b) = plot_transfer({"summary": s, "raw_pixel_transfer_acc": 0.7})
-    >>> a.get_xlabel()
-    'head layers $m$'
+    >>> fig, (a, b) = plot_transfer(_toy_doc())
+    >>> a.get_xlabel(), b.get_yscale()
+    ('head layers $m$', 'log')
+
+    Used in: ch07.
     """
     import matplotlib.pyplot as plt
 
-    r = _results(results)
-    s = r["summary"]
-    m = list(s["head_layers"])
+    r = _check(results)
+    t = summary_table(r, ["transfer_acc", "compression_source", "compression_target"])
+    m = r.head_layers
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), layout="constrained")
     ax_acc, ax_c = axes
     fig = ax_acc.figure
     prefix = f"{label}: " if label else ""
-    acc = [100 * v for v in s["transfer_acc_mean"]]
-    err = [100 * v for v in s["transfer_acc_std"]]
-    line = ax_acc.errorbar(m, acc, yerr=err, marker=marker, color=color, capsize=3,
-                           label=f"{prefix}pre-trained extractor")
+    line = ax_acc.errorbar(m, 100 * t.transfer_acc_mean.numpy(),
+                           yerr=100 * t.transfer_acc_std.numpy(), marker=marker, color=color,
+                           capsize=3, label=f"{prefix}pre-trained extractor")
     color = line[0].get_color()
-    if r.get("raw_pixel_transfer_acc") is not None:
-        ax_acc.axhline(100 * r["raw_pixel_transfer_acc"], color=color, ls=":", lw=1.2,
-                       label=f"{prefix}raw pixels (same probe)")
-        ax_acc.margins(y=0.3)  # room for the legend below the points, the line off the frame
+    ax_acc.axhline(100 * r.raw_pixel_transfer_acc, color=color, ls=":", lw=1.2,
+                   label=f"{prefix}raw pixels (same probe)")
+    ax_acc.margins(y=0.3)  # room for the legend below the points, the line off the frame
     ax_acc.set_xlabel("head layers $m$")
     ax_acc.set_ylabel("transfer accuracy (%), target test set")
     ax_acc.set_xticks(m)
     ax_acc.legend(fontsize=8, loc="lower center")
     for kind, ls in (("source", "-"), ("target", "--")):
-        ax_c.errorbar(m, s[f"compression_{kind}_mean"], yerr=s[f"compression_{kind}_std"],
-                      marker=marker, ls=ls, color=color, capsize=3,
-                      label=f"{prefix}{kind} classes")
+        ax_c.errorbar(m, t[f"compression_{kind}_mean"].numpy(),
+                      yerr=t[f"compression_{kind}_std"].numpy(), marker=marker, ls=ls,
+                      color=color, capsize=3, label=f"{prefix}{kind} classes")
     ax_c.set_yscale("log")
     ax_c.set_xlabel("head layers $m$")
     ax_c.set_ylabel(r"$C$ of the extractor's features (log scale)")
@@ -723,7 +930,7 @@ def plot_transfer(
     return fig, (ax_acc, ax_c)
 
 
-def plot_head_compression(results: Mapping[str, Any], ax: Any | None = None) -> tuple[Any, Any]:
+def plot_head_compression(results: TransferResult, ax: Any | None = None) -> tuple[Any, Any]:
     """``C`` on the source classes through the head, one line per head size ``m``.
 
     The x axis is the layer counted from the extractor's output (0) to the last hidden
@@ -732,8 +939,8 @@ def plot_head_compression(results: Mapping[str, Any], ax: Any | None = None) -> 
 
     Parameters
     ----------
-    results : mapping
-        What :func:`run_experiment` returns, or a ``transfer`` result file.
+    results : TransferResult
+        What :func:`run` returns (or the ``.result`` of a ``transfer`` Record).
     ax : Axes, optional
 
     Returns
@@ -743,44 +950,52 @@ def plot_head_compression(results: Mapping[str, Any], ax: Any | None = None) -> 
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
-    >>> s = {"head_layers": [1, 2], "head_compression_mean": [[0.5], [0.6, 0.2]]}
-    >>> fig, ax = plot_head_compression({"summary": s})
-    >>> len(ax.get_lines())
-    2
+    >>> fig, ax = plot_head_compression(_toy_doc())
+    >>> [len(line.get_xdata()) for line in ax.get_lines()]
+    [1, 3]
+
+    Used in: ch07.
     """
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
-    s = _results(results)["summary"]
+    summary = _check(results).summary
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
     fig = ax.figure
-    ms = list(s["head_layers"])
     cmap = mpl.colormaps["viridis"]
-    for i, (m, C) in enumerate(zip(ms, s["head_compression_mean"], strict=True)):
-        ax.semilogy(range(len(C)), C, "o-", color=cmap(i / max(len(ms) - 1, 1) * 0.9),
-                    label=f"$m = {m}$")
+    for i, h in enumerate(summary):
+        C = h.head_compression_mean
+        ax.semilogy(range(len(C)), C, "o-", color=cmap(i / max(len(summary) - 1, 1) * 0.9),
+                    label=f"$m = {h.head_layers}$")
     ax.set_xlabel("layer after the extractor ($0$ = extractor output)")
     ax.set_ylabel(r"$C_l$ on source classes (log scale)")
-    ax.set_xticks(range(max(len(C) for C in s["head_compression_mean"])))
+    ax.set_xticks(range(max(len(h.head_compression_mean) for h in summary)))
     ax.legend(fontsize=8, ncol=2)
     return fig, ax
 
 
-def geometric_head_rate(results: Mapping[str, Any]) -> list[float | None]:
-    """Per ``m``: the geometric mean of ``C_{l+1}/C_l`` through the head (None for ``m = 1``).
+def geometric_head_rate(results: TransferResult) -> list[float | None]:
+    """Per ``m``: the mean ratio ``C_{l+1}/C_l`` through the head (None for ``m = 1``).
+
+    :func:`pncutils.fits.mean_ratio` of the geometric means over the seeds,
+    ``(C_{L-1} / C_b)^{1/(m-1)}``.
+
+    Parameters
+    ----------
+    results : TransferResult
+
+    Returns
+    -------
+    list of float or None
+        One per ``m``, in order.
 
     Examples
     --------
-    >>> geometric_head_rate({"summary": {"head_layers": [1, 3],
-    ...                      "head_compression_mean": [[1.0], [1.0, 0.5, 0.25]]}})
+    >>> geometric_head_rate(_toy_doc())  # C = [1] and [1, 0.5, 0.25]
     [None, 0.5]
+
+    Used in: ch07.
     """
-    s = _results(results)["summary"]
-    out: list[float | None] = []
-    for C in s["head_compression_mean"]:
-        if len(C) < 2:
-            out.append(None)
-        else:
-            out.append(math.exp((math.log(C[-1]) - math.log(C[0])) / (len(C) - 1)))
-    return out
+    return [None if len(h.head_compression_mean) < 2 else fits.mean_ratio(h.head_compression_mean)
+            for h in _check(results).summary]

@@ -555,3 +555,16 @@ def test_paper_reference_values():
     f8 = transfer.PAPER_F8
     assert f8["head_layers"] == [1, 2, 3, 4, 5]
     assert all(np.diff(f8["transfer_acc"]) > 0) and all(np.diff(f8["compression"]) > 0)
+
+
+def test_committed_result_files_read_back_typed():
+    """The committed quick and book files are TransferResults of their registered Configs."""
+    for scale in ("quick", "book"):
+        rec = reproduce.load_or_run("transfer", scale, recompute=False)
+        if rec is None:
+            pytest.skip(f"transfer-{scale}.json is not committed or out of date")
+        assert isinstance(rec.result, transfer.TransferResult)
+        assert rec.result.head_layers == list(rec.config.head_layers)
+        assert len(rec.result.per_seed) == len(rec.config.head_layers) * rec.config.num_seeds
+        t = transfer.summary_table(rec.result, transfer.METRICS)
+        assert len(t) == len(rec.config.head_layers) and not t.transfer_acc_mean.isnan().any()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pncutils import theory as T
+from pncutils.book import assumptions, main_result, nonlinear, reproduce
 from pncutils.book import experiments as E
 from pncutils.data import orthogonal_dataset
 from pncutils.metrics import LayerTable
@@ -332,6 +333,11 @@ def test_assumption_grid_bulk_variance_is_the_population_variance(monkeypatch):
     assert t.bulk_variance.tolist() == [pytest.approx(8.75 / 4, rel=1e-12)]
 
 
+def _grid_result(summary):
+    runs = LayerTable({"depth": [2.0], "width": [400.0], "residual": [0.05]})
+    return assumptions.Fig6Result([(2, 400)], runs, summary, True, 0.05, 0.02, 1e-14)
+
+
 def test_plot_assumption_grid_draws_reference_and_prediction():
     import matplotlib
 
@@ -342,17 +348,45 @@ def test_plot_assumption_grid_draws_reference_and_prediction():
                     "residual_mean": [0.05, 0.04, 0.06, 0.04], "residual_std": [0.0] * 4,
                     "balance_mean": [0.02, 0.07, 0.03, 0.04], "balance_std": [0.0] * 4,
                     "bulk_variance_mean": [1e-14] * 4, "bulk_variance_std": [0.0] * 4})
-    fig, axes = E.plot_assumption_grid(s, 400, 5, reference=E.PAPER_ASSUMPTION_VALUES,
-                                       prediction={})
+    cfg = assumptions.SCALES["book"]  # width 400 for the depths, depth 5 for the widths
+    fig, axes = assumptions.plot_assumption_grid(
+        _grid_result(s), cfg, reference=assumptions.PAPER_ASSUMPTION_VALUES, prediction=True)
     top_balance = axes[0, 1]
     xs = [line.get_xdata().tolist() for line in top_balance.lines]
     assert [list(map(int, x)) for x in xs].count([2, 3, 5]) >= 3  # book, prediction, notebook
     assert len(top_balance.lines) >= 3
     labels = top_balance.get_legend_handles_labels()[1]
     assert "authors' notebook" in labels and "paper" not in labels
+    pred = next(line for line in top_balance.lines if line.get_label().startswith("predicted"))
+    np.testing.assert_allclose(pred.get_ydata(), [E.predicted_balance(L, 400) for L in (2, 3, 5)])
     with pytest.raises(ValueError, match="no rows"):
-        E.plot_assumption_grid(s, 300, 5)
+        assumptions.plot_assumption_grid(_grid_result(s), cfg.replace(width_for_depths=300))
     plt.close("all")
+
+
+def test_notebook_comparison_and_predicted_balances():
+    s = LayerTable({"depth": [2, 3, 3], "width": [400, 400, 250],
+                    "residual_mean": [0.05, 0.04, 0.07], "residual_std": [0.01, 0.02, 0.0],
+                    "balance_mean": [0.02, 0.07, 0.03]})
+    cfg = assumptions.SCALES["quick"]
+    t = assumptions.notebook_comparison(_grid_result(s), cfg)
+    assert t.depth.tolist() == [2, 3] and t.width.tolist() == [400, 400]  # (3, 250): no value
+    assert t.residual_notebook.tolist() == [0.049, 0.047]
+    assert t.balance_notebook.tolist() == [0.023, 0.066]
+    assert t.residual_std.tolist() == [0.01, 0.02] and t.balance.tolist() == [0.02, 0.07]
+    expected = [E.predicted_balance(L, 400, dim=50, num_classes=3, num_per_class=10,
+                                    init_scale=0.1, alpha=1.0) for L in (2, 3)]
+    np.testing.assert_allclose(t.balance_predicted.numpy(), expected, rtol=1e-15)
+    pairs = zip(torch.tensor([2.0]), torch.tensor([400.0]), strict=True)
+    assert assumptions.predicted_balances(cfg, pairs) == expected[:1]
+
+
+def test_fig6_quick_scale_is_chapter_4s_grid():
+    """Chapter 4 runs fig6's configurations: the quick one keeps the widths of the book."""
+    q, b = assumptions.SCALES["quick"], assumptions.SCALES["book"]
+    assert q.width_for_depths == b.width_for_depths == 400 and q.widths == b.widths
+    assert {k: v for k, v in q.items() if k not in ("depths", "depth_for_widths")} == \
+        {k: v for k, v in b.items() if k not in ("depths", "depth_for_widths")}
 
 
 # ------------------------------------------------------------ chapter 3: the D_l survey
@@ -415,3 +449,113 @@ def test_discrimination_survey_orthonormal_data_and_validation():
         E.discrimination_survey(depth=2)
     with pytest.raises(ValueError, match="num_draws"):
         E.discrimination_survey(num_draws=0)
+
+
+# ------------------------------------------------- chapter 3: the grouped fits of D_l
+
+
+def test_grouped_discrimination_fits_average_each_group_of_seeds(runs):
+    D = np.stack([t.discrimination.numpy() for t in runs.measured])  # (3, L)
+    fits = runs.grouped_discrimination_fits(group_size=1)
+    assert len(fits) == 3
+    for f, d in zip(fits, D, strict=True):
+        slope, intercept = np.polyfit(np.arange(1, 4), d[1:], 1)
+        assert f.slope == pytest.approx(slope, abs=1e-12) and f.layers == (1, 2, 3)
+    (whole,) = runs.grouped_discrimination_fits(group_size=3)
+    assert whole.slope == pytest.approx(runs.discrimination_fit().slope, rel=1e-12)
+    with pytest.raises(ValueError, match="do not split into groups of 2"):
+        runs.grouped_discrimination_fits(group_size=2)
+
+
+# ------------------------------------------ the experiments fig4 (ch03) and fig3b (ch05)
+
+
+def test_fig4_is_chapter_3s_experiment_with_its_seeding():
+    """One Figure-4 driver: the result is experiments.synthetic_runs with the same streams."""
+    cfg = main_result.SCALES["quick"].replace(num_seeds=2, epochs=400, seed=3)
+    r = reproduce.compute("fig4", cfg, "cpu")
+    runs = E.synthetic_runs(cfg.num_classes, cfg.num_per_class, cfg.dim, cfg.depth,
+                            cfg.init_scale, cfg.alpha, cfg.num_seeds, max_epochs=400,
+                            schedule_epochs=400, seed=3, device="cpu")
+    assert r.base_seed == 3 and r.seeds == [0, 1]
+    for s, rec in enumerate(r.per_seed):
+        assert rec.measured == runs.measured[s]  # the same numbers, bit for bit
+        assert rec.epochs_run == runs.histories[s].epochs_run
+        assert rec.measured_rate == pytest.approx(float(runs.rates()[s]), rel=1e-12)
+    assert r == main_result.summarize(cfg, main_result.synthetic(cfg))
+
+
+@pytest.mark.parametrize("scale", ["quick", "book"])
+def test_committed_fig4_files_agree_with_chapter_3(scale):
+    """The committed file is what chapter 3 computes live at that scale (the same config,
+    the same seeds, the same numbers)."""
+    rec = reproduce.load_or_run("fig4", scale, recompute=False)
+    if rec is None:
+        pytest.skip(f"no current fig4-{scale}.json under book/results")
+    assert rec.config == main_result.SCALES[scale]
+    live = main_result.run(main_result.SCALES[scale], "cpu")
+    got, ref = rec.result, live
+    assert [p.measured_rate for p in got.per_seed] == pytest.approx(
+        [p.measured_rate for p in ref.per_seed], rel=1e-9)
+    assert [p.epochs_run for p in got.per_seed] == [p.epochs_run for p in ref.per_seed]
+    assert got.summary.measured_rate.mean == pytest.approx(ref.summary.measured_rate.mean,
+                                                           rel=1e-9)
+
+
+def _parameters_cell(chapter):
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "book" / f"{chapter}.ipynb")
+                    .read_text())
+    return next("".join(c["source"]) for c in nb["cells"]
+                if "parameters" in c.get("metadata", {}).get("tags", []))
+
+
+@pytest.mark.parametrize(("chapter", "driver"), [
+    ("ch03_main_result", "book.main_result.SCALES[scale]"),
+    ("ch04_implicit_bias", "book.assumptions.SCALES[scale]"),
+    ("ch05_hybrid_mlp", "book.hybrid.SCALES[scale]"),
+])
+def test_the_chapters_take_their_parameters_from_the_drivers(chapter, driver):
+    """No retyped numbers: the parameters cell reads the registered scales."""
+    import re
+
+    source = _parameters_cell(chapter)
+    assert driver in source
+    assert 'scale = "quick" if pnc.quick_mode() else "book"' in source
+    code = "\n".join(line.split("#")[0] for line in source.splitlines())
+    assert not re.search(r"=\s*\d", code), f"a number is typed in the parameters of {chapter}"
+
+
+def test_fig3b_summary_is_the_seed_average():
+    cfg = nonlinear.SCALES["quick"].replace(num_seeds=2, epochs=300)
+    r = nonlinear.run(cfg, "cpu")
+    per = r.per_seed
+    assert [p.seed for p in per] == [0, 1]
+    L = cfg.depth
+    for i in range(L):  # geometric mean of C, arithmetic mean of D, by hand
+        logs = [math.log(p.layers.compression[i].item()) for p in per]
+        assert r.summary.compression_geometric_mean[i] == pytest.approx(
+            math.exp(sum(logs) / 2), rel=1e-12)
+        assert r.summary.discrimination_mean[i] == pytest.approx(
+            sum(p.layers.discrimination[i].item() for p in per) / 2, rel=1e-12)
+    for p in per:  # the fitted rate against a least-squares fit written out here
+        y = [math.log(c) for c in p.layers.compression.tolist()]
+        xm, ym = (L - 1) / 2, sum(y) / L
+        slope = sum((x - xm) * (v - ym) for x, v in enumerate(y)) / sum(
+            (x - xm) ** 2 for x in range(L))
+        assert p.log_compression_fit.rate == pytest.approx(math.exp(slope), rel=1e-9)
+        assert p.layers.layer.tolist() == list(range(L))
+        # D_l is fitted on the hidden layers 1..L-1 (the input's D_0 is left out)
+        D = p.layers.discrimination.numpy()
+        d_slope, d_intercept = np.polyfit(np.arange(1, L), D[1:], 1)
+        assert p.discrimination_fit.layers == tuple(range(1, L))
+        assert (p.discrimination_fit.slope, p.discrimination_fit.intercept) == pytest.approx(
+            (d_slope, d_intercept), rel=1e-8)
+    assert r.summary.discrimination_slope.mean == pytest.approx(
+        np.mean([p.discrimination_fit.slope for p in per]), rel=1e-12)
+    # the network fits its 30 points and compresses (the figure's claim, loosely)
+    assert r.summary.final_loss_max < 1e-3
+    assert r.summary.compression_ratio_first_to_last > 2
+    assert nonlinear.Fig3bResult.from_dict(r.to_dict()) == r

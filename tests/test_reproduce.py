@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pncutils import training
-from pncutils.book import config, reproduce
+from pncutils.book import assumptions, config, hybrid, main_result, nonlinear, reproduce
 from pncutils.book.config import Config
 from pncutils.book.reproduce import (
     EXPERIMENTS,
@@ -219,54 +219,61 @@ def test_the_seed_enters_the_config_the_hash_and_the_file_name(tmp_path, fig4_pa
 # ----------------------------------------------------------------------------------------
 
 
+def _record(path):
+    return reproduce.Record.from_dict(load_result(path))
+
+
 def test_fig4_results(fig4_run):
     fig4_path, trained = fig4_run
-    r = load_result(fig4_path)["results"]
+    r = _record(fig4_path).result
+    assert isinstance(r, main_result.Fig4Result)
     cfg = EXPERIMENTS["fig4"].scales["quick"]
-    assert r["seeds"] == list(range(cfg.num_seeds))
-    s = r["summary"]
-    assert s["all_converged"]
+    assert r.seeds == list(range(cfg.num_seeds))
+    s = r.summary
+    assert s.all_converged
     # the theorem's rate (book section 3.4: 0.2803 +- 0.0014 against the ideal 0.2846)
-    assert abs(s["relative_error_measured_vs_ideal"]) < 0.05
-    assert s["log_compression_fit_r2_min"] > 0.99
-    for p in r["per_seed"]:
-        assert p["measured"]["layer"] == list(range(cfg.depth))
-        assert len(p["predicted"]["compression"]) == cfg.depth
-        assert p["final_loss"] < cfg.loss_threshold
-        assert len(p["loss_curve"]["loss"]) == p["epochs_run"]
+    assert abs(s.relative_error_measured_vs_ideal) < 0.05
+    assert s.log_compression_fit_r2_min > 0.99
+    for p in r.per_seed:
+        assert p.measured.layer.tolist() == list(range(cfg.depth))
+        assert len(p.predicted.compression) == cfg.depth
+        assert p.final_loss < cfg.loss_threshold
+        assert len(p.loss_curve.loss) == p.epochs_run
     # the derived fields, recomputed from the per-seed tables with numpy
     L, layers = cfg.depth, list(range(1, cfg.depth))
     measured, predicted = [], []
-    for p in r["per_seed"]:
-        C, D = p["measured"]["compression"], p["measured"]["discrimination"]
-        Cp, Dp = p["predicted"]["compression"], p["predicted"]["discrimination"]
+    for p in r.per_seed:
+        C, D = p.measured.compression.numpy(), p.measured.discrimination.numpy()
+        Cp, Dp = p.predicted.compression.numpy(), p.predicted.discrimination.numpy()
         measured.append(_rate(C[1:]))
         predicted.append(_rate(Cp[1:]))
-        assert p["measured_rate"] == pytest.approx(measured[-1], rel=1e-9)
-        assert p["predicted_rate"] == pytest.approx(predicted[-1], rel=1e-9)
+        assert p.measured_rate == pytest.approx(measured[-1], rel=1e-9)
+        assert p.predicted_rate == pytest.approx(predicted[-1], rel=1e-9)
         slope, intercept, r2 = _line(layers, D[1:])
-        assert p["discrimination_fit"]["slope"] == pytest.approx(slope, rel=1e-8)
-        assert p["discrimination_fit"]["intercept"] == pytest.approx(intercept, rel=1e-8)
-        assert p["discrimination_fit"]["r2"] == pytest.approx(r2, rel=1e-8)
-        assert p["predicted_discrimination_slope"] == pytest.approx(
+        assert p.discrimination_fit.slope == pytest.approx(slope, rel=1e-8)
+        assert p.discrimination_fit.intercept == pytest.approx(intercept, rel=1e-8)
+        assert p.discrimination_fit.r2 == pytest.approx(r2, rel=1e-8)
+        assert p.discrimination_fit.layers == tuple(layers)
+        assert p.predicted_discrimination_slope == pytest.approx(
             _line(layers, Dp[1:])[0], rel=1e-8)
         slope, intercept, r2 = _line(range(L), np.log(C))
-        assert p["log_compression_fit"] == pytest.approx(
-            {"slope": slope, "intercept": intercept, "r2": r2}, rel=1e-8)
-        assert p["discrimination_max_abs_error"] == pytest.approx(
+        f = p.log_compression_fit
+        assert (f.kind, f.layers) == ("geometric", tuple(range(L)))
+        assert (f.slope, f.intercept, f.r2) == pytest.approx((slope, intercept, r2), rel=1e-8)
+        assert p.discrimination_max_abs_error == pytest.approx(
             np.abs(np.subtract(D[1:], Dp[1:])).max(), rel=1e-9)
-    assert s["measured_rate"]["mean"] == pytest.approx(np.mean(measured), rel=1e-12)
-    assert s["predicted_rate"]["mean"] == pytest.approx(np.mean(predicted), rel=1e-12)
-    assert s["predicted_rate"]["std"] == pytest.approx(np.std(predicted, ddof=1), rel=1e-9)
-    assert s["relative_error_measured_vs_predicted"] == pytest.approx(
+    assert s.measured_rate.mean == pytest.approx(np.mean(measured), rel=1e-12)
+    assert s.predicted_rate.mean == pytest.approx(np.mean(predicted), rel=1e-12)
+    assert s.predicted_rate.std == pytest.approx(np.std(predicted, ddof=1), rel=1e-9)
+    assert s.relative_error_measured_vs_predicted == pytest.approx(
         np.mean(measured) / np.mean(predicted) - 1, rel=1e-9)
-    assert s["relative_error_measured_vs_ideal"] == pytest.approx(
+    assert s.relative_error_measured_vs_ideal == pytest.approx(
         np.mean(measured) / (cfg.init_scale**2 * (cfg.alpha**2 / cfg.num_per_class) ** (1 / L))
         - 1, rel=1e-9)
     # the weight diagnostics, from the trained networks' weights (captured in fig4_run)
     assert len(trained["models"]) == cfg.num_seeds
-    for s_, p in enumerate(r["per_seed"]):
-        assert trained["hists"][s_].epochs_run == p["epochs_run"]
+    for s_, p in enumerate(r.per_seed):
+        assert trained["hists"][s_].epochs_run == p.epochs_run
         Ws = [W.detach().numpy() for W in trained["models"][s_].weights()]
         y_all = trained["y"]  # (N,) shared by the runs, or (S, N)
         X, y = trained["X"][s_].numpy(), (y_all if y_all.ndim == 1 else y_all[s_]).numpy()
@@ -275,35 +282,38 @@ def test_fig4_results(fig4_run):
         prod = Ws[0]
         for W in Ws[1:]:
             prod = W @ prod
-        assert p["min_norm_residual"] == pytest.approx(np.linalg.norm(W_star - prod), rel=1e-8)
+        assert p.min_norm_residual == pytest.approx(np.linalg.norm(W_star - prod), rel=1e-8)
         balance = np.mean([np.linalg.norm(B.T @ B - A @ A.T) / np.linalg.norm(A)
                            for A, B in zip(Ws[:-1], Ws[1:], strict=True)])
-        assert p["balancedness"] == pytest.approx(balance, rel=1e-8)
+        assert p.balancedness == pytest.approx(balance, rel=1e-8)
 
 
 def test_hybrid_results(hybrid_path):
-    res = load_result(hybrid_path)
+    r = _record(hybrid_path).result
+    assert isinstance(r, hybrid.HybridResult)
     cfg = EXPERIMENTS["hybrid"].scales["quick"]
-    r = res["results"]
-    assert r["num_train"] == 10 * cfg.num_per_class and r["input_dim"] == 784
-    assert set(r["networks"]) == {"hybrid", "mlp"}
-    for net in r["networks"].values():
-        layers = net["layers"]
-        assert layers["layer"] == list(range(cfg.depth))
-        assert {"compression", "rank", "probe_train_acc", "probe_test_acc"} <= set(layers)
-        assert all(0 <= a <= 1 for a in layers["probe_test_acc"])
-        assert net["epochs_run"] == cfg.epochs and net["final_loss"] < net["loss_curve"]["loss"][0]
-        assert 0 < len(net["loss_curve"]["epoch"]) <= reproduce.MAX_CURVE_POINTS
-        pca = net["pca"]
-        n = len(pca["labels"])
-        assert pca["layers"] == cfg.pca_layers and n == cfg.pca_samples
-        assert [len(x) for x in pca["x"]] == [n] * len(cfg.pca_layers)
-        assert all(len(f"{v:g}".lstrip("-").replace(".", "")) <= 9 for v in pca["x"][0])
-        assert net["summary"]["fit_layers"] == list(range(cfg.hybrid_nonlinear, cfg.depth))
-        _check_deep_summary(net["summary"], layers, cfg.hybrid_nonlinear, cfg.depth - 1)
+    assert r.num_train == 10 * cfg.num_per_class and r.input_dim == 784
+    assert set(r.networks) == {"hybrid", "mlp"}
+    for net in r.networks.values():
+        layers = net.layers
+        assert layers.layer.tolist() == list(range(cfg.depth))
+        assert {"compression", "rank", "probe_train_acc", "probe_test_acc"} <= set(layers.columns)
+        assert bool(((layers.probe_test_acc >= 0) & (layers.probe_test_acc <= 1)).all())
+        tr = net.training
+        assert tr.epochs_run == cfg.epochs and tr.final_loss < tr.loss_curve.loss[0]
+        assert 0 < len(tr.loss_curve.epoch) <= reproduce.MAX_CURVE_POINTS
+        assert 0 <= tr.test_acc <= 1 and 0 <= tr.train_acc <= 1
+        pca = net.pca
+        n = len(pca.labels)
+        assert pca.layers == cfg.pca_layers and n == cfg.pca_samples
+        assert [len(x) for x in pca.x] == [n] * len(cfg.pca_layers)
+        assert all(len(f"{v:g}".lstrip("-").replace(".", "")) <= 9 for v in pca.x[0])
+        assert net.summary.fit_layers == list(range(cfg.hybrid_nonlinear, cfg.depth))
+        _check_deep_summary(net.summary, layers.to_dict(), cfg.hybrid_nonlinear, cfg.depth - 1,
+                            net.logits.compression)
 
 
-def _check_deep_summary(summary, layers, first, last):
+def _check_deep_summary(summary, layers, first, last, C_out):
     """The hybrid summary from the per-layer table, recomputed here."""
     C, D = layers["compression"], layers["discrimination"]
     rank, probe = layers["rank"], layers["probe_train_acc"]
@@ -311,12 +321,9 @@ def _check_deep_summary(summary, layers, first, last):
     slope, intercept, r2 = _line(fit, np.log([C[i] for i in fit]))
     best = max(probe[1:])  # the hidden layers, not the input
     expected = {
-        "fit_layers": fit,
         "compression_ratio_layer1_to_last": C[1] / C[last],
         "compression_ratio_first_linear_to_last": C[first + 1] / C[last],
         "compression_ratio_fit_start_to_last": C[first] / C[last],
-        "log_compression_fit": {"slope": slope, "intercept": intercept, "r2": r2,
-                                "rate": math.exp(slope)},
         "discrimination_change_over_fit_layers": D[last] - D[first],
         "discrimination_increasing_steps": int(np.sum(np.diff(D[first : last + 1]) > 0)),
         "discrimination_max_layer": 1 + int(np.argmax(D[1:])),
@@ -325,10 +332,20 @@ def _check_deep_summary(summary, layers, first, last):
         "probe_train_acc_max": best,
         "probe_saturation_layer": 1 + int(np.flatnonzero(np.array(probe[1:]) >= best - 0.01)[0]),
     }
-    got = dict(summary)
-    assert got.pop("fit_layers") == expected.pop("fit_layers")
-    assert got.pop("log_compression_fit") == pytest.approx(
-        expected.pop("log_compression_fit"), rel=1e-8)
+    got = summary.to_dict()
+    assert got.pop("fit_layers") == fit
+    lf = got.pop("log_compression_fit")
+    assert (lf["slope"], lf["intercept"], lf["r2"], lf["rate"]) == pytest.approx(
+        (slope, intercept, r2, math.exp(slope)), rel=1e-8)
+    ff = got.pop("floor_fit")  # log(C_l - C_L) over the layers above 1.02 C_L
+    keep = [i for i in fit if C[i] > 1.02 * C_out]
+    if len(keep) >= 3:
+        f_slope, f_intercept, f_r2 = _line(keep, np.log([C[i] - C_out for i in keep]))
+        assert ff["layers"] == keep and ff["floor"] == C_out
+        assert (ff["slope"], ff["intercept"], ff["r2"]) == pytest.approx(
+            (f_slope, f_intercept, f_r2), rel=1e-8)
+    else:
+        assert ff is None
     assert got == pytest.approx(expected, rel=1e-8)
 
 
@@ -401,51 +418,22 @@ def test_committed_results_are_valid_and_current(path):
 
 def test_fig6_quick_results(tmp_path):
     cfg = EXPERIMENTS["fig6"].scales["quick"]
-    r = load_result(run("fig6", "quick", out_dir=tmp_path))["results"]
-    grid = [[L, cfg.width_for_depths] for L in cfg.depths]
-    grid += [[cfg.depth_for_widths, w] for w in cfg.widths if w != cfg.width_for_depths]
-    assert sorted(r["grid"]) == sorted(grid)
-    assert len(r["runs"]["depth"]) == len(grid) * cfg.num_seeds
-    assert r["summary"]["num_seeds"] == [cfg.num_seeds] * len(grid)
-    assert r["all_converged"] and r["bulk_variance_max"] < 1e-10
+    r = _record(run("fig6", "quick", out_dir=tmp_path)).result
+    assert isinstance(r, assumptions.Fig6Result)
+    grid = [(L, cfg.width_for_depths) for L in cfg.depths]
+    grid += [(cfg.depth_for_widths, w) for w in cfg.widths if w != cfg.width_for_depths]
+    assert sorted(r.grid) == sorted(grid)
+    assert len(r.runs) == len(grid) * cfg.num_seeds
+    assert r.summary.num_seeds.tolist() == [cfg.num_seeds] * len(grid)
+    assert r.all_converged and r.bulk_variance_max < 1e-10
     # the summary is the seed average of the runs (checked by hand for the first pair)
-    runs = r["runs"]
-    L0, w0 = r["summary"]["depth"][0], r["summary"]["width"][0]
+    runs = r.runs.to_dict()
+    L0, w0 = r.summary.depth[0].item(), r.summary.width[0].item()
     sel = [i for i, (L, w) in enumerate(zip(runs["depth"], runs["width"], strict=True))
            if (L, w) == (L0, w0)]
-    assert r["summary"]["residual_mean"][0] == pytest.approx(
+    assert r.summary.residual_mean[0].item() == pytest.approx(
         sum(runs["residual"][i] for i in sel) / len(sel), rel=1e-12)
-    assert r["residual_max"] == max(runs["residual"]) < 0.2
-
-
-def test_fig3b_summary_is_the_seed_average():
-    cfg = EXPERIMENTS["fig3b"].scales["quick"].replace(num_seeds=2, epochs=300)
-    r = reproduce.compute("fig3b", cfg, "cpu")
-    per = r["per_seed"]
-    assert [p["seed"] for p in per] == [0, 1]
-    L = cfg.depth
-    for i in range(L):  # geometric mean of C, arithmetic mean of D, by hand
-        logs = [math.log(p["layers"]["compression"][i]) for p in per]
-        assert r["summary"]["compression_geometric_mean"][i] == pytest.approx(
-            math.exp(sum(logs) / 2), rel=1e-12)
-        assert r["summary"]["discrimination_mean"][i] == pytest.approx(
-            sum(p["layers"]["discrimination"][i] for p in per) / 2, rel=1e-12)
-    for p in per:  # the fitted rate against a least-squares fit written out here
-        y = [math.log(c) for c in p["layers"]["compression"]]
-        xm, ym = (L - 1) / 2, sum(y) / L
-        slope = sum((x - xm) * (v - ym) for x, v in enumerate(y)) / sum(
-            (x - xm) ** 2 for x in range(L))
-        assert p["log_compression_fit"]["rate"] == pytest.approx(math.exp(slope), rel=1e-9)
-        assert p["layers"]["layer"] == list(range(L))
-        # D_l is fitted on the hidden layers 1..L-1 (the input's D_0 is left out)
-        d_slope, d_intercept, d_r2 = _line(range(1, L), p["layers"]["discrimination"][1:])
-        assert p["discrimination_fit"] == pytest.approx(
-            {"slope": d_slope, "intercept": d_intercept, "r2": d_r2}, rel=1e-8)
-    assert r["summary"]["discrimination_slope"]["mean"] == pytest.approx(
-        np.mean([p["discrimination_fit"]["slope"] for p in per]), rel=1e-12)
-    # the network fits its 30 points and compresses (the figure's claim, loosely)
-    assert r["summary"]["final_loss_max"] < 1e-3
-    assert r["summary"]["compression_ratio_first_to_last"] > 2
+    assert r.residual_max == max(runs["residual"]) < 0.2
 
 
 # ----------------------------------------------------------------------------------------
@@ -455,7 +443,31 @@ def test_fig3b_summary_is_the_seed_average():
 
 def test_compute_equals_the_file_of_a_run(fig4_path):
     res = reproduce.compute("fig4", EXPERIMENTS["fig4"].scales["quick"], "cpu")
-    assert res == load_result(fig4_path)["results"]
+    assert isinstance(res, main_result.Fig4Result)
+    assert res == _record(fig4_path).result  # the typed result survives the file
+    assert reproduce._jsonable(res) == load_result(fig4_path)["results"]
+
+
+def test_the_registry_is_built_from_the_experiment_modules():
+    modules = {"hybrid": (hybrid, hybrid.HybridResult), "fig4": (main_result,
+               main_result.Fig4Result), "fig6": (assumptions, assumptions.Fig6Result),
+               "fig3b": (nonlinear, nonlinear.Fig3bResult)}
+    for name, (module, result_type) in modules.items():
+        exp = EXPERIMENTS[name]
+        assert exp.fn is module.run and exp.scales is module.SCALES, name
+        assert exp.result_type is result_type, name
+
+
+def test_a_file_of_another_layout_is_out_of_date(fig4_path, tmp_path):
+    res = load_result(fig4_path)
+    old = {**res, "results": {**res["results"], "ideal_rate": 0.28}}  # a field since removed
+    verify_result(old)  # consistent: fields and hash
+    with pytest.raises(ValueError, match="do not have the layout of Fig4Result"):
+        verify_result(old, against_registry=True)
+    (tmp_path / "fig4-quick.json").write_text(json.dumps(old))
+    with pytest.warns(UserWarning, match="out of date"):
+        assert reproduce.load_or_run("fig4", "quick", False, results_dir=tmp_path) is None
+    assert [r["current"] for r in reproduce.results_overview(tmp_path)] == [False]
 
 
 def test_compute_rejects_a_config_of_another_experiment():
@@ -518,107 +530,15 @@ def test_results_overview_and_markdown(tmp_path, fig4_path):
         reproduce.results_overview(tmp_path)
 
 
-def test_hybrid_setup_follows_the_config():
-    cfg = EXPERIMENTS["hybrid"].scales["quick"]
-    for name in ("hybrid", "mlp"):
-        net, tcfg = reproduce.hybrid_setup(cfg, name, 784, 10)
-        assert (net.in_dim, net.width, net.depth) == (784, cfg.width, cfg.depth)
-        assert net.num_nonlinear == cfg[f"{name}_nonlinear"] and net.init == "orthogonal"
-        assert (tcfg.lr, tcfg.alpha) == (cfg[f"{name}_lr"], cfg[f"{name}_alpha"])
-        assert (tcfg.epochs, tcfg.batch_size, tcfg.seed) == (cfg.epochs, cfg.batch_size, cfg.seed)
-        again, _ = reproduce.hybrid_setup(cfg, name, 784, 10)  # seeded: the same weights
-        assert all(torch.equal(a, b) for a, b in zip(net.weights(), again.weights(), strict=True))
-    with pytest.raises(ValueError, match="network must be one of"):
-        reproduce.hybrid_setup(cfg, "cnn", 784, 10)
-
-
-# ----------------------------------------------------------------------------------------
-# the analytic floor of the hybrid's linear layers (chapter 5)
-# ----------------------------------------------------------------------------------------
-
-
-def test_linear_part_floor_against_numpy():
-    """The least-squares floor, the losses and the map distance, recomputed with numpy."""
-    from pncutils.models import HybridNetwork
-
-    g = torch.Generator().manual_seed(3)
-    K, N, width, depth, m, alpha = 3, 60, 8, 5, 2, 4.0
-    net = HybridNetwork(6, width, K, depth, m, init="default", generator=g).double()
-    X = torch.randn(N, 6, generator=g, dtype=torch.float64)  # float64: the comparison is exact
-    y = torch.arange(N) % K
-    net.train()
-    net(X)  # one training-mode pass moves the BatchNorm running statistics
-    f = reproduce.linear_part_floor(net, X, y, alpha, batch_size=7)
-    assert net.training  # the mode is restored
-    # H_m by hand, eval mode: Linear -> BatchNorm with running statistics -> ReLU
-    H = X.double().numpy()
-    for block in net.blocks[:m]:
-        lin, bn = block[0], block[1]
-        Z = H @ lin.weight.detach().double().numpy().T
-        Z = (Z - bn.running_mean.double().numpy()) / np.sqrt(
-            bn.running_var.double().numpy() + bn.eps)
-        H = np.maximum(Z * bn.weight.detach().double().numpy()
-                       + bn.bias.detach().double().numpy(), 0.0)
-    Y = np.eye(K)[y.numpy()]
-    W_star = np.linalg.lstsq(H, Y, rcond=None)[0].T / alpha  # (K, width), N > width
-    A = np.eye(width)
-    for W in net.weights()[m:]:
-        A = W.double().numpy() @ A
-    U, S, Vt = np.linalg.svd(W_star, full_matrices=False)
-    means = np.stack([H[y.numpy() == k].mean(0) for k in range(K)])
-    H_W, H_B = H - means[y.numpy()], means - means.mean(0)
-    L = depth - m
-    floor = [((H_W @ Vt.T * S ** (j / L)) ** 2).sum() / N
-             / (((H_B @ Vt.T * S ** (j / L)) ** 2).sum() / K) for j in range(L + 1)]
-    assert f["layers"] == list(range(m, depth + 1))
-    np.testing.assert_allclose(f["least_squares_floor"], floor, rtol=1e-8)
-    # the last row is the compression of the least-squares fit itself
-    fit = H @ W_star.T
-    fit_means = np.stack([fit[y.numpy() == k].mean(0) for k in range(K)])
-    C_fit = (((fit - fit_means[y.numpy()]) ** 2).sum() / N) / (
-        ((fit_means - fit_means.mean(0)) ** 2).sum() / K)
-    assert f["least_squares_floor"][-1] == pytest.approx(C_fit, rel=1e-8)
-    assert f["least_squares_loss"] == pytest.approx(
-        ((alpha * H @ W_star.T - Y) ** 2).sum(1).mean(), rel=1e-8)
-    assert f["network_loss"] == pytest.approx(((alpha * H @ A.T - Y) ** 2).sum(1).mean(),
-                                              rel=1e-8)
-    assert f["least_squares_loss"] <= f["network_loss"]
-    assert f["map_distance"] == pytest.approx(
-        np.linalg.norm(A - W_star) / np.linalg.norm(W_star), rel=1e-8)
-    # the network's own outputs (its forward pass, eval mode) have the same compression
-    net.eval()
-    with torch.no_grad():
-        out = net(X).double().numpy()
-    out_means = np.stack([out[y.numpy() == k].mean(0) for k in range(K)])
-    C_out = (((out - out_means[y.numpy()]) ** 2).sum() / N) / (
-        ((out_means - out_means.mean(0)) ** 2).sum() / K)
-    assert f["end_to_end_compression"] == pytest.approx(C_out, rel=1e-8)
-
-
-def test_linear_part_floor_rejects_bad_input():
-    from pncutils.models import HybridNetwork
-
-    net = HybridNetwork(4, 6, 2, depth=3, num_nonlinear=1,
-                        generator=torch.Generator().manual_seed(0))
-    X, y = torch.randn(10, 4), torch.arange(10) % 2
-    with pytest.raises(ValueError, match="HybridNetwork"):
-        reproduce.linear_part_floor(torch.nn.Linear(4, 2), X, y, 1.0)
-    with pytest.raises(ValueError, match=r"\(N, D_in\) tensor"):
-        reproduce.linear_part_floor(net, X, y[:5], 1.0)
-    with pytest.raises(ValueError, match="alpha"):
-        reproduce.linear_part_floor(net, X, y, 0.0)
-
-
 def test_hybrid_results_hold_the_linear_floor(hybrid_path):
-    r = load_result(hybrid_path)["results"]
+    r = _record(hybrid_path).result
     cfg = EXPERIMENTS["hybrid"].scales["quick"]
-    for net in r["networks"].values():
-        f = net["linear_floor"]
-        assert f["layers"] == list(range(net["num_nonlinear"], cfg.depth + 1))
-        assert all(v > 0 for v in f["least_squares_floor"])  # N > width: no interpolation
-        assert f["least_squares_loss"] <= f["network_loss"]
-        assert f["end_to_end_compression"] == pytest.approx(net["logits"]["compression"],
-                                                            rel=1e-3)
+    for net in r.networks.values():
+        f = net.linear_floor
+        assert f.layers == list(range(net.num_nonlinear, cfg.depth + 1))
+        assert all(v > 0 for v in f.least_squares_floor)  # N > width: no interpolation
+        assert f.least_squares_loss <= f.network_loss
+        assert f.end_to_end_compression == pytest.approx(net.logits.compression, rel=1e-3)
 
 
 # ----------------------------------------------------------------------------------------
@@ -677,33 +597,3 @@ def test_the_checkout_is_found_from_any_working_directory(tmp_path, monkeypatch)
         commit, dirty = reproduce._git_info()
         assert commit is not None and re.fullmatch(r"[0-9a-f]{40}", commit.strip())
         assert isinstance(dirty, bool)
-
-
-def test_fig4_is_chapter_3s_experiment_with_its_seeding():
-    """One Figure-4 driver: the result is experiments.synthetic_runs with the same streams."""
-    from pncutils.book.experiments import synthetic_runs
-
-    cfg = EXPERIMENTS["fig4"].scales["quick"].replace(num_seeds=2, epochs=400, seed=3)
-    r = reproduce.compute("fig4", cfg, "cpu")
-    runs = synthetic_runs(cfg.num_classes, cfg.num_per_class, cfg.dim, cfg.depth,
-                          cfg.init_scale, cfg.alpha, cfg.num_seeds, max_epochs=400,
-                          schedule_epochs=400, seed=3, device="cpu")
-    assert r["base_seed"] == 3 and r["seeds"] == [0, 1]
-    for s, rec in enumerate(r["per_seed"]):
-        assert rec["measured"] == runs.measured[s].to_dict()  # the same numbers, bit for bit
-        assert rec["epochs_run"] == runs.histories[s].epochs_run
-        assert rec["measured_rate"] == pytest.approx(float(runs.rates()[s]), rel=1e-12)
-
-
-def test_committed_fig4_files_agree_with_chapter_3():
-    """The committed quick file is what chapter 3 computes at quick scale (base seed 0)."""
-    from pncutils.book.experiments import synthetic_runs
-
-    path = reproduce.result_path("fig4", "quick", reproduce.default_out_dir(), 0)
-    res = load_result(path)
-    cfg = res["config"]
-    runs = synthetic_runs(cfg["num_classes"], cfg["num_per_class"], cfg["dim"], cfg["depth"],
-                          cfg["init_scale"], cfg["alpha"], cfg["num_seeds"], seed=cfg["seed"],
-                          device="cpu")
-    got = [p["measured_rate"] for p in res["results"]["per_seed"]]
-    assert got == pytest.approx(runs.rates().tolist(), rel=1e-9)

@@ -5,18 +5,38 @@ utils) is what a reader imports to measure a network; this subpackage drives the
 experiments and never is imported by the core (``import pncutils`` does not load it;
 ``pncutils.book`` is loaded on first access).
 
+Every experiment follows one convention (:mod:`pncutils.book.config`): a module with
+``SCALES`` (a frozen Config per scale), a typed result and ``run(config, device)``.
+
 Modules
 -------
-config      : the frozen parameter sets of the chapters (:class:`Config`)
-experiments : the synthetic experiments of part I (ch03 seeds and sweeps, the ch04 grid)
-beyond      : real data, default init, cross-entropy, weight decay (F7, ch06)
-transfer    : projection heads and transfer learning (F8 as a toy, ch07)
-figures     : the figures of part II, drawn from experiment results (ch05, ch08)
+config      : the convention: frozen parameter sets (:class:`Config`) and typed results
+experiments : the synthetic seed sweeps of part I (ch03 seeds, sweeps and survey; the ch04 grid)
+main_result : experiment ``fig4``, the theorem on trained networks (ch03)
+assumptions : experiment ``fig6``, the assumption grid (ch04)
+hybrid      : experiment ``hybrid``, the hybrid and the MLP on FashionMNIST (ch05)
+figures     : the figures of ``hybrid`` (ch05, ch08)
+nonlinear   : experiment ``fig3b``, a deep Linear-BN-ReLU network on the synthetic data (ch05)
+beyond      : experiment ``fig7``: real data, default init, cross-entropy, weight decay (ch06)
+transfer    : experiment ``transfer``: projection heads and transfer learning (F8 as a toy, ch07)
 reproduce   : the registry of experiments, result files and their verification, and the CLI
               ``python -m pncutils.reproduce`` (ch05-ch08)
 widgets     : interactive explorers (ch01, ch03; ipywidgets, imported lazily)
 """
 
-from pncutils.book import beyond, config, experiments, figures, reproduce, transfer, widgets
+from pncutils.book import (
+    assumptions,
+    beyond,
+    config,
+    experiments,
+    figures,
+    hybrid,
+    main_result,
+    nonlinear,
+    reproduce,
+    transfer,
+    widgets,
+)
 
-__all__ = ["beyond", "config", "experiments", "figures", "reproduce", "transfer", "widgets"]
+__all__ = ["assumptions", "beyond", "config", "experiments", "figures", "hybrid", "main_result",
+           "nonlinear", "reproduce", "transfer", "widgets"]

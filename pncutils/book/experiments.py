@@ -1,7 +1,10 @@
 """Seed sweeps of trained deep linear networks for the theory chapters (book chapters 3 and 4).
 
-Three experiments, each training S networks at once with :func:`pncutils.training.train_many`,
-and one survey without training:
+The engine of the registered experiments ``fig4`` (:mod:`pncutils.book.main_result`, which
+maps its Config onto :func:`synthetic_runs`) and ``fig6`` (:mod:`pncutils.book.assumptions`,
+onto :func:`assumption_grid`), and of the chapters' further checks. Three sweeps, each
+training S networks at once with :func:`pncutils.training.train_many`, and one survey
+without training:
 
 - :func:`synthetic_runs`: S seeds of the paper's synthetic setting (nearly orthogonal data,
   a deep linear network trained by full-batch gradient descent from a small orthogonal
@@ -34,6 +37,7 @@ rows are settings or runs rather than layers).
 
 See Also
 --------
+pncutils.book.main_result, pncutils.book.assumptions : the experiments ``fig4`` and ``fig6``.
 book chapter 3 (``ch03_main_result``) and chapter 4 (``ch04_implicit_bias``).
 """
 
@@ -50,10 +54,12 @@ import torch
 from torch import Tensor
 
 from pncutils import data as _data
+from pncutils import fits as _fits
 from pncutils import metrics as _metrics
 from pncutils import theory as _theory
 from pncutils._checks import as_tensor, check_choice, check_float, check_int
-from pncutils.metrics import LayerTable, LinearFit
+from pncutils.fits import Fit
+from pncutils.metrics import LayerTable
 from pncutils.models import DeepLinearNetwork
 from pncutils.training import History, TrainConfig, train_many
 
@@ -72,8 +78,6 @@ __all__ = [
     "assumption_grid",
     "grid_summary",
     "predicted_balance",
-    "PAPER_ASSUMPTION_VALUES",
-    "plot_assumption_grid",
 ]
 
 #: Sources of per-layer tables held by :class:`SyntheticRuns`.
@@ -97,24 +101,6 @@ SWEEP_KEYS: tuple[str, ...] = (
 )
 
 _DATA, _INIT = 0, 1  # first spawn-key entries of the two random streams
-
-#: The assumption figure of the authors' notebook (Heimine/PNC_DLN,
-#: ``assumption/assumption.ipynb``; the book quotes it as "the authors' notebook", not as the
-#: paper), ``(depth, width) -> (min-norm residual, balance error)``: means over 10 seeds read
-#: off the notebook's output, accurate to about +-0.004 (residual) and +-0.002 (balance). The
-#: variance of the bulk singular values is about 0 everywhere.
-PAPER_ASSUMPTION_VALUES: dict[tuple[int, int], tuple[float, float]] = {
-    (2, 400): (0.049, 0.023),
-    (3, 400): (0.047, 0.066),
-    (4, 400): (0.044, 0.048),
-    (5, 400): (0.040, 0.0375),
-    (5, 200): (0.059, 0.027),
-    (5, 300): (0.047, 0.033),
-    (5, 500): (0.037, 0.041),
-    (5, 600): (0.034, 0.044),
-    (5, 700): (0.029, 0.047),
-}
-
 
 # ----------------------------------------------------------------------------------------
 # small helpers
@@ -149,6 +135,8 @@ def seed_stream(seed: int, *key: int) -> torch.Generator:
     >>> c = torch.rand(2, generator=seed_stream(0, 1, 1))
     >>> bool(torch.equal(a, b)), bool(torch.equal(a, c))
     (True, False)
+
+    Used in: ch03, ch04.
     """
     seed = check_int(seed, "seed", minimum=0)
     key = tuple(check_int(k, "key", minimum=0) for k in key)
@@ -176,6 +164,8 @@ def weights_features(weights: Sequence[Any], X: Any) -> list[Tensor]:
     >>> Ws = [2 * torch.eye(3), torch.eye(2, 3)]
     >>> [H.tolist() for H in weights_features(Ws, torch.ones(1, 3))]
     [[[1.0, 1.0, 1.0]], [[2.0, 2.0, 2.0]]]
+
+    Used in: ch03.
     """
     if isinstance(weights, Tensor) or not isinstance(weights, Sequence) or not weights:
         raise ValueError("weights must be a non-empty list [W_1, ..., W_L] of (out, in) matrices")
@@ -197,9 +187,9 @@ def weights_features(weights: Sequence[Any], X: Any) -> list[Tensor]:
 def compression_rate(compression: Any, start: int = 1) -> float:
     """Per-layer compression ratio: geometric mean of ``C_{l+1} / C_l`` over ``l >= start``.
 
-    The paper's rate is fitted from the first hidden layer on (``start = 1``): the input
-    layer's ``C_0`` does not follow the geometric law exactly (the data are only nearly
-    orthogonal).
+    The book's convention for :func:`pncutils.fits.mean_ratio`: the paper's rate is taken from
+    the first hidden layer on (``start = 1``), because the input layer's ``C_0`` does not follow
+    the geometric law exactly (the data are only nearly orthogonal).
 
     Parameters
     ----------
@@ -217,6 +207,8 @@ def compression_rate(compression: Any, start: int = 1) -> float:
     --------
     >>> compression_rate([13.5, 4.0, 1.0, 0.25])
     0.25
+
+    Used in: ch03.
     """
     start = check_int(start, "start", minimum=0)
     C = torch.as_tensor(compression, dtype=torch.float64).reshape(-1)
@@ -225,35 +217,39 @@ def compression_rate(compression: Any, start: int = 1) -> float:
             f"a rate from layer {start} on needs at least {start + 2} layers, got {C.numel()} "
             "(depth >= 3 for start = 1)"
         )
-    return _metrics.geometric_rate(C[start:])
+    return _fits.mean_ratio(C[start:])
 
 
-def discrimination_fit(discrimination: Any, start: int = 1) -> LinearFit:
+def discrimination_fit(discrimination: Any, start: int = 1) -> Fit:
     """Least-squares line through ``D_l`` for ``l = start .. L-1`` (slope per layer, R^2).
+
+    The book's convention for :func:`pncutils.fits.linear`: the paper fits ``D_l`` from the
+    first hidden layer on (``start = 1``).
 
     Parameters
     ----------
     discrimination : sequence or Tensor, shape (L,)
         ``D_0, ..., D_{L-1}`` (row ``l`` is layer ``l``).
     start : int, default 1
-        First layer of the fit (the paper fits ``D_l`` from the first hidden layer).
+        First layer of the fit.
 
     Returns
     -------
-    LinearFit
-        ``(slope, intercept, r2)`` of ``D_l`` against ``l``.
+    Fit
+        ``kind = "linear"``: ``slope``, ``intercept`` and ``r2`` of ``D_l`` against ``l``.
 
     Examples
     --------
     >>> round(discrimination_fit([0.5, 0.9, 0.92, 0.94]).slope, 12)  # D_0 is left out
     0.02
+
+    Used in: ch03.
     """
     start = check_int(start, "start", minimum=0)
     D = torch.as_tensor(discrimination, dtype=torch.float64).reshape(-1)
     if D.numel() - start < 2:
         raise ValueError(f"a line from layer {start} on needs at least {start + 2} layers")
-    layers = torch.arange(start, D.numel(), dtype=torch.float64)
-    return _metrics.linear_fit(layers, D[start:])
+    return _fits.linear(D, start=start)
 
 
 def _stack_tables(tables: Sequence[LayerTable], column: str) -> Tensor:
@@ -311,6 +307,14 @@ class SyntheticRuns:
         have norm 1 up to the perturbation).
     settings : dict
         The arguments of :func:`synthetic_runs`.
+
+    Examples
+    --------
+    >>> runs = synthetic_runs(depth=3, num_seeds=2, max_epochs=300)
+    >>> runs.num_seeds, runs.rates().shape, len(runs.mean_table())
+    (2, torch.Size([2]), 3)
+
+    Used in: ch03.
     """
 
     X: Tensor
@@ -376,9 +380,35 @@ class SyntheticRuns:
         cols["discrimination"] = _stack_tables(tables, "discrimination").mean(0)
         return LayerTable(cols)
 
-    def discrimination_fit(self, source: str = "measured", start: int = 1) -> LinearFit:
+    def discrimination_fit(self, source: str = "measured", start: int = 1) -> Fit:
         """Linear fit of the seed-averaged ``D_l`` over ``l = start..L-1``."""
         return discrimination_fit(self.mean_table(source).discrimination, start)
+
+    def grouped_discrimination_fits(self, group_size: int = 5, source: str = "measured",
+                                    start: int = 1) -> list[Fit]:
+        """Linear fits of ``D_l`` averaged over consecutive groups of `group_size` seeds.
+
+        Seeds ``0..g-1`` form the first group, ``g..2g-1`` the second, and so on; the number
+        of seeds must be a multiple of `group_size`. Chapter 3 asks how often such an average
+        rises in a straight line.
+
+        Returns
+        -------
+        list of Fit
+            One per group, of the group's mean ``D_l`` over ``l = start..L-1``.
+
+        Examples
+        --------
+        >>> runs = synthetic_runs(depth=3, num_seeds=4, max_epochs=200)
+        >>> [f.layers for f in runs.grouped_discrimination_fits(2)]
+        [(1, 2), (1, 2)]
+        """
+        size = check_int(group_size, "group_size", minimum=1)
+        if self.num_seeds % size:
+            raise ValueError(f"{self.num_seeds} seeds do not split into groups of {size}")
+        D = _stack_tables(self.tables(source), "discrimination")  # (S, L)
+        means = D.view(-1, size, D.shape[1]).mean(1)  # (S / size, L)
+        return [discrimination_fit(m, start) for m in means]
 
     def discrimination_slopes(self, source: str = "measured", start: int = 1) -> Tensor:
         """Per-seed slope of the linear fit of ``D_l`` over ``l = start..L-1``, shape (S,)."""
@@ -493,6 +523,8 @@ def synthetic_runs(
     (True, torch.Size([2, 30, 50]))
     >>> abs(runs.rate() / runs.ideal_rate - 1) < 0.1
     True
+
+    Used in: ch03 (through :func:`pncutils.book.main_result.synthetic`).
     """
     K = check_int(num_classes, "num_classes", minimum=2)
     n = check_int(num_per_class, "num_per_class", minimum=2)
@@ -607,6 +639,8 @@ def sweep(
     >>> t = sweep([{"init_scale": 0.2}, {"init_scale": 0.3}], num_seeds=2, depth=4)
     >>> len(t), bool((t.err_ideal.abs() < 0.1).all())
     (2, True)
+
+    Used in: ch03.
     """
     if isinstance(settings, Mapping) or not isinstance(settings, Sequence) or not settings:
         raise ValueError("settings must be a non-empty list of dicts, e.g. [{'init_scale': 0.3}]")
@@ -695,6 +729,14 @@ class DiscriminationSurvey:
         (:func:`pncutils.theory.first_order_discrimination`); column 0 holds ``D~_0``.
     settings : dict
         The arguments of :func:`discrimination_survey`.
+
+    Examples
+    --------
+    >>> sv = discrimination_survey(num_draws=20)
+    >>> sv.num_draws, sv.first_order_gap().shape
+    (20, torch.Size([20, 5]))
+
+    Used in: ch03.
     """
 
     exact: Tensor
@@ -853,6 +895,8 @@ def residual_split(weights: Any, X: Any, Y: Any, alpha: float = 1.0) -> tuple[fl
     >>> X = torch.eye(2, 3, dtype=torch.float64); y = torch.tensor([0, 1])
     >>> residual_split([torch.tensor([[1., 0., 0.5], [0., 1., 0.]])], X, y)
     (0.0, 0.5)
+
+    Used in: ch04 (through :func:`assumption_grid`).
     """
     Ws = [W.detach().to("cpu", torch.float64) for W in (
         weights.weights() if hasattr(weights, "weights") and callable(weights.weights)
@@ -980,6 +1024,8 @@ def grid_points(
     --------
     >>> grid_points((2, 3), 100, (100, 200), 3)
     [(2, 100), (3, 100), (3, 200)]
+
+    Used in: ch04 (through :mod:`pncutils.book.assumptions`).
     """
     pts = {(check_int(L, "depth", minimum=2), check_int(width_for_depths, "width", minimum=1))
            for L in depths}
@@ -1063,16 +1109,9 @@ def assumption_grid(
     >>> t = assumption_grid([(2, 60), (2, 80)], num_seeds=2, max_epochs=3000)
     >>> len(t), bool(t.converged.all()), bool((t.residual < 0.2).all())
     (4, True, True)
+
+    Used in: ch04 (through :mod:`pncutils.book.assumptions`).
     """
-    if isinstance(grid, Mapping) or not isinstance(grid, Sequence) or not grid:
-        raise ValueError("grid must be a non-empty list of (depth, width) pairs")
-    pairs = []
-    for i, pair in enumerate(grid):
-        if not isinstance(pair, Sequence) or len(pair) != 2:
-            raise ValueError(f"grid[{i}] must be a (depth, width) pair, got {pair!r}")
-        pairs.append((check_int(pair[0], "depth", minimum=2), check_int(pair[1], "width", 1)))
-    if len(set(pairs)) != len(pairs):
-        raise ValueError("grid has repeated (depth, width) pairs")
     K = check_int(num_classes, "num_classes", minimum=2)
     n = check_int(num_per_class, "num_per_class", minimum=1)
     d = check_int(dim, "dim", minimum=1)
@@ -1080,9 +1119,7 @@ def assumption_grid(
         raise ValueError(
             f"N = K n = {K * n} samples in d = {d} dimensions: the theory needs N <= d"
         )
-    for L, h in pairs:
-        if h < d:
-            raise ValueError(f"width {h} (depth {L}) is below the input dimension d = {d}")
+    pairs = _grid_pairs(grid, d)
     S = check_int(num_seeds, "num_seeds", minimum=1)
     xi = check_float(init_scale, "init_scale", minimum=0.0, strict=True)
     alpha = check_float(alpha, "alpha", minimum=0.0, strict=True)
@@ -1092,54 +1129,84 @@ def assumption_grid(
         raise ValueError(f"return_models must be True or False, got {return_models!r}")
     seed = check_int(seed, "seed", minimum=0)
     cfg = _train_config(lr, max_epochs, alpha, loss_threshold, schedule_epochs, min_lr_ratio)
-    f64 = torch.float64
 
     data = [_seed_data(seed, s, K, n, d, perturbation) for s in range(S)]
-    y = data[0][1]
-    rows: dict[str, list[float]] = {
-        c: []
-        for c in (
-            "depth", "width", "seed", "residual", "residual_null", "balance",
-            "balance_conserved", "bulk_variance", "epochs", "converged", "final_loss",
-        )
-    }
+    Xs, y = [X for X, _ in data], data[0][1]
+    rows: dict[str, list[float]] = {c: [] for c in _GRID_COLUMNS}
     trained: list[DeepLinearNetwork] = []
     for L in sorted({p[0] for p in pairs}):
         runs = [(h, s) for (L2, h) in pairs if L2 == L for s in range(S)]
-        nets = [
-            _network(d, h, K, L, xi, seed_stream(seed, s, _INIT, L, h), f64) for h, s in runs
-        ]
+        nets = [_network(d, h, K, L, xi, seed_stream(seed, s, _INIT, L, h), torch.float64)
+                for h, s in runs]
         init = [[W.clone() for W in net.weights()] for net in nets]
         if reduce:
-            hists = _train_reduced(nets, init, [data[s][0] for _, s in runs], y, cfg, device)
+            hists = _train_reduced(nets, init, [Xs[s] for _, s in runs], y, cfg, device)
         else:
-            hists = [None] * len(runs)
-            for h in sorted({h for h, _ in runs}):
-                idx = [i for i, (h2, _) in enumerate(runs) if h2 == h]
-                X = torch.stack([data[runs[i][1]][0] for i in idx])
-                for i, hist in zip(idx, train_many([nets[i] for i in idx], X, y, cfg,
-                                                  device=device), strict=True):
-                    hists[i] = hist
+            hists = _train_full(nets, [Xs[s] for _, s in runs], [h for h, _ in runs], y, cfg,
+                                device)
         for (h, s), net, W0, hist in zip(runs, nets, init, hists, strict=True):
-            X = data[s][0]
-            Ws = [W.detach().to("cpu", f64) for W in net.weights()]
-            imbalance0 = _theory.balancedness(W0, normalize=False, reduce=False)
-            norms = torch.stack([torch.linalg.matrix_norm(W) for W in Ws[:-1]])
-            rows["depth"].append(L)
-            rows["width"].append(h)
-            rows["seed"].append(s)
-            rows["residual"].append(_theory.min_norm_residual(Ws, X, y, alpha))
-            rows["residual_null"].append(residual_split(Ws, X, y, alpha)[1])
-            rows["balance"].append(_theory.balancedness(Ws))
-            rows["balance_conserved"].append(float((imbalance0 / norms).mean()))
-            bulk = _theory.bulk_singular_values(Ws, K)
-            rows["bulk_variance"].append(float(bulk.var(correction=0)))
-            rows["epochs"].append(hist.epochs_run)
-            rows["converged"].append(float(hist.converged))
-            rows["final_loss"].append(hist.final_loss)
+            row = _grid_row(net, W0, hist, Xs[s], y, alpha)
+            for name, value in (("depth", L), ("width", h), ("seed", s), *row.items()):
+                rows[name].append(value)
         trained.extend(nets)
     table = LayerTable(rows)
     return (table, trained) if return_models else table
+
+
+#: Columns of an :func:`assumption_grid` table, in order.
+_GRID_COLUMNS: tuple[str, ...] = (
+    "depth", "width", "seed", "residual", "residual_null", "balance", "balance_conserved",
+    "bulk_variance", "epochs", "converged", "final_loss",
+)
+
+
+def _grid_pairs(grid: Any, dim: int) -> list[tuple[int, int]]:
+    """The validated ``(depth, width)`` pairs of :func:`assumption_grid` (width >= `dim`)."""
+    if isinstance(grid, Mapping) or not isinstance(grid, Sequence) or not grid:
+        raise ValueError("grid must be a non-empty list of (depth, width) pairs")
+    pairs = []
+    for i, pair in enumerate(grid):
+        if not isinstance(pair, Sequence) or len(pair) != 2:
+            raise ValueError(f"grid[{i}] must be a (depth, width) pair, got {pair!r}")
+        pairs.append((check_int(pair[0], "depth", minimum=2), check_int(pair[1], "width", 1)))
+    if len(set(pairs)) != len(pairs):
+        raise ValueError("grid has repeated (depth, width) pairs")
+    for L, h in pairs:
+        if h < dim:
+            raise ValueError(f"width {h} (depth {L}) is below the input dimension d = {dim}")
+    return pairs
+
+
+def _train_full(nets: list[DeepLinearNetwork], Xs: list[Tensor], widths: list[int], y: Tensor,
+                cfg: TrainConfig, device: torch.device | str) -> list[History]:
+    """Train `nets` (one depth) at full width: one :func:`train_many` call per width."""
+    hists: list[Any] = [None] * len(nets)
+    for h in sorted(set(widths)):
+        idx = [i for i, h2 in enumerate(widths) if h2 == h]
+        X = torch.stack([Xs[i] for i in idx])  # (S', N, d)
+        for i, hist in zip(idx, train_many([nets[i] for i in idx], X, y, cfg, device=device),
+                           strict=True):
+            hists[i] = hist
+    return hists
+
+
+def _grid_row(net: DeepLinearNetwork, W0: list[Tensor], hist: History, X: Tensor, y: Tensor,
+              alpha: float) -> dict[str, float]:
+    """The measured columns of one trained network of :func:`assumption_grid`."""
+    Ws = [W.detach().to("cpu", torch.float64) for W in net.weights()]
+    imbalance0 = _theory.balancedness(W0, normalize=False, reduce=False)
+    norms = torch.stack([torch.linalg.matrix_norm(W) for W in Ws[:-1]])
+    bulk = _theory.bulk_singular_values(Ws, net.num_classes)
+    return {
+        "residual": _theory.min_norm_residual(Ws, X, y, alpha),
+        "residual_null": residual_split(Ws, X, y, alpha)[1],
+        "balance": _theory.balancedness(Ws),
+        "balance_conserved": float((imbalance0 / norms).mean()),
+        "bulk_variance": float(bulk.var(correction=0)),
+        "epochs": hist.epochs_run,
+        "converged": float(hist.converged),
+        "final_loss": hist.final_loss,
+    }
 
 
 def _train_reduced(
@@ -1216,6 +1283,8 @@ def grid_summary(table: LayerTable) -> LayerTable:
     >>> s = grid_summary(t)
     >>> s.residual_mean.tolist(), s.residual_std.tolist(), s.bulk_variance_max.tolist()
     ([2.0], [1.0], [1e-12])
+
+    Used in: ch04 (through :mod:`pncutils.book.assumptions`).
     """
     if not isinstance(table, LayerTable):
         raise ValueError(f"table must be a LayerTable from assumption_grid, got {type(table)}")
@@ -1291,6 +1360,8 @@ def predicted_balance(
     --------
     >>> round(predicted_balance(3, 400), 4)  # the authors' notebook shows about 0.066
     0.0664
+
+    Used in: ch04.
     """
     L = check_int(depth, "depth", minimum=2)
     d = check_int(dim, "dim", minimum=1)
@@ -1307,95 +1378,3 @@ def predicted_balance(
         return xi2 * math.sqrt(K + d - 2.0 * K * d / h) / norm_first
     norm_last = math.sqrt(K * s2 + xi2 * (h - K))
     return (xi2 * math.sqrt(h - d) / norm_first + xi2 * math.sqrt(h - K) / norm_last) / (L - 1)
-
-
-def plot_assumption_grid(
-    summary: LayerTable,
-    width_for_depths: int,
-    depth_for_widths: int,
-    reference: Mapping[tuple[int, int], tuple[float, float]] | None = None,
-    prediction: Mapping[str, Any] | None = None,
-    axes: Any | None = None,
-) -> tuple[Any, Any]:
-    """Plot the assumption checks against depth (top row) and width (bottom row).
-
-    Columns: minimum-norm residual, balance error, variance of the bulk singular values (log
-    scale), each as mean +- standard deviation over seeds (:func:`grid_summary`).
-
-    Parameters
-    ----------
-    summary : LayerTable
-        Output of :func:`grid_summary`.
-    width_for_depths : int
-        The width of the top row (rows of `summary` with this width, against depth).
-    depth_for_widths : int
-        The depth of the bottom row (against width).
-    reference : mapping, optional
-        ``(depth, width) -> (residual, balance)`` drawn as crosses labelled "authors'
-        notebook" (e.g. :data:`PAPER_ASSUMPTION_VALUES`, read off that notebook's output).
-    prediction : mapping, optional
-        Keyword arguments of :func:`predicted_balance` (``dim``, ``num_classes``, ...); when
-        given, the predicted balance error is drawn dashed.
-    axes : array of Axes, shape (2, 3), optional
-
-    Returns
-    -------
-    fig, axes
-
-    Examples
-    --------
-    >>> import matplotlib.pyplot as plt
-    >>> s = LayerTable({"depth": [2, 3, 3], "width": [60, 60, 80], "residual_mean": [.1, .1, .1],
-    ...                 "residual_std": [0, 0, 0], "balance_mean": [.02, .06, .07],
-    ...                 "balance_std": [0, 0, 0], "bulk_variance_mean": [1e-14] * 3,
-    ...                 "bulk_variance_std": [0, 0, 0]})
-    >>> fig, axes = plot_assumption_grid(s, 60, 3, prediction={})
-    >>> axes.shape, axes[0, 2].get_yscale()
-    ((2, 3), 'log')
-    >>> plt.close(fig)
-    """
-    import matplotlib.pyplot as plt
-
-    if axes is None:
-        fig, axes = plt.subplots(2, 3, figsize=(10.5, 5.6), layout="constrained")
-    else:
-        axes = np.asarray(axes)
-        if axes.shape != (2, 3):
-            raise ValueError(f"axes must have shape (2, 3), got {axes.shape}")
-        fig = axes[0, 0].figure
-    quantities = (("residual", r"min-norm residual $\|W^\star - W_{L:1}\|_F$"),
-                  ("balance", "balance error (normalised, mean over $l$)"),
-                  ("bulk_variance", "variance of bulk singular values"))
-    lines = (("depth", "width", width_for_depths, f"depth $L$ (width {width_for_depths})"),
-             ("width", "depth", depth_for_widths, f"width $h$ (depth $L = {depth_for_widths}$)"))
-    for row, (x_name, fixed, value, xlabel) in enumerate(lines):
-        sel = summary[fixed] == value
-        if not bool(sel.any()):
-            raise ValueError(f"summary has no rows with {fixed} = {value}")
-        x = summary[x_name][sel].numpy()
-        order = np.argsort(x)
-        x = x[order]
-        pairs = [(int(v), int(value)) if x_name == "depth" else (int(value), int(v)) for v in x]
-        for col, (q, ylabel) in enumerate(quantities):
-            ax = axes[row, col]
-            mean = summary[f"{q}_mean"][sel].numpy()[order]
-            std = summary[f"{q}_std"][sel].numpy()[order]
-            ax.errorbar(x, mean, yerr=std, fmt="o-", capsize=3, label="this book")
-            if q == "balance" and prediction is not None:
-                pred = [predicted_balance(L, h, **prediction) for L, h in pairs]
-                ax.plot(x, pred, "--", color="0.3", label="predicted from the init")
-            if reference is not None and q != "bulk_variance":
-                ref = [(v, reference[p][col]) for v, p in zip(x, pairs, strict=True)
-                       if p in reference]
-                if ref:
-                    ax.plot(*zip(*ref, strict=True), "x", color="#D55E00", markersize=8,
-                            mew=2, label="authors' notebook")
-            if q == "bulk_variance":
-                ax.set_yscale("log")
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(ylabel, fontsize=8)
-            ax.set_xticks(x)
-            if row == 0 and col < 2:
-                ax.legend(fontsize=7)
-    return fig, axes
-

@@ -16,20 +16,23 @@ Every experiment has three **scales**, each a :class:`pncutils.book.config.Confi
 A result file holds the ``experiment``, the ``scale``, the full ``config`` (the seed
 included), its ``config_hash`` (:func:`config_hash`), the provenance (``pncutils_version``,
 ``git_commit``, ``git_dirty``, ``torch_version``, ``device``, ``created``, ``command``), the
-``wall_time_s`` of the run and the ``results``: per-layer tables as
-:meth:`pncutils.metrics.LayerTable.to_dict`, loss curves subsampled to at most
-:data:`MAX_CURVE_POINTS` points, and scalars. Files are written atomically (a temporary
-file in the same folder, then :func:`os.replace`), so a crashed run never leaves a partial
-file. Non-finite numbers are written as ``null`` (standard JSON has no NaN).
+``wall_time_s`` of the run and the ``results``: the experiment's typed result
+(:class:`pncutils.book.config.Result`) as :meth:`~pncutils.book.config.Result.to_dict`
+(per-layer tables, fits, loss curves subsampled to at most :data:`MAX_CURVE_POINTS` points,
+scalars). Files are written atomically (a temporary file in the same folder, then
+:func:`os.replace`), so a crashed run never leaves a partial file. Non-finite numbers are
+written as ``null`` (standard JSON has no NaN). :func:`load_or_run` reads a file back as a
+typed :class:`Record`.
 
-**Adding an experiment** takes a function ``fn(cfg, device) -> dict`` (the ``results``;
-JSON-serialisable, tables as ``to_dict()``) and one :class:`Experiment` entry in
-:data:`EXPERIMENTS` with a Config per scale; every Config has a ``seed`` parameter, which
-``run(..., seed=S)`` replaces.
-
-See Also
---------
-pncutils.analysis.layer_report : the per-layer table of the trained networks.
+**Adding an experiment** follows the convention of :mod:`pncutils.book.config`: a module with
+``SCALES`` (a Config per scale, each with a ``seed``, which ``run(..., seed=S)`` replaces), a
+typed result and ``run(cfg, device) -> SomeResult``, registered by one :class:`Experiment`
+entry in :data:`EXPERIMENTS`:
+``Experiment(module.run, module.SCALES, description, default_device, result_type=...)``.
+The experiments of the book: :mod:`pncutils.book.hybrid` (``hybrid``),
+:mod:`pncutils.book.main_result` (``fig4``), :mod:`pncutils.book.assumptions` (``fig6``),
+:mod:`pncutils.book.nonlinear` (``fig3b``), :mod:`pncutils.book.beyond` (``fig7``) and
+:mod:`pncutils.book.transfer` (``transfer``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import subprocess
 import sys
@@ -52,9 +54,13 @@ from typing import Any
 import torch
 
 from pncutils._checks import check_choice, check_device, check_int
+from pncutils.book import assumptions as _assumptions
 from pncutils.book import beyond as _beyond
+from pncutils.book import hybrid as _hybrid
+from pncutils.book import main_result as _main_result
+from pncutils.book import nonlinear as _nonlinear
 from pncutils.book import transfer as _transfer
-from pncutils.book.config import MAX_CURVE_POINTS, Config, Result, loss_curve
+from pncutils.book.config import MAX_CURVE_POINTS, Config, Result
 from pncutils.utils import to_plain
 
 __all__ = [
@@ -72,8 +78,6 @@ __all__ = [
     "verify_result",
     "load_or_run",
     "compute",
-    "hybrid_setup",
-    "linear_part_floor",
     "results_overview",
     "overview_markdown",
     "PaperUse",
@@ -111,8 +115,9 @@ class Experiment:
 
     Parameters
     ----------
-    fn : callable ``(cfg: Config, device: torch.device) -> dict``
-        Runs the experiment and returns its JSON-serialisable results.
+    fn : callable ``(cfg: Config, device: torch.device) -> Result``
+        Runs the experiment and returns its typed result (a plain JSON-serialisable dict is
+        accepted too).
     scales : mapping of str to Config
         One Config for each of :data:`SCALES`, each with a ``seed`` parameter.
     description : str
@@ -125,10 +130,17 @@ class Experiment:
 
     Examples
     --------
+    >>> from pncutils.book import main_result
+    >>> exp = Experiment(main_result.run, main_result.SCALES, "Figure 4", "cpu",
+    ...                  result_type=main_result.Fig4Result)
+    >>> exp.scales["book"].num_seeds
+    10
     >>> exp = Experiment(lambda cfg, device: {"x": cfg.x},
     ...                  {s: Config(x=1, seed=0) for s in SCALES}, "a toy")
     >>> exp.fn(exp.scales["book"], torch.device("cpu"))
     {'x': 1}
+
+    Used in: ch08.
     """
 
     fn: Callable[[Config, torch.device], Any]
@@ -186,6 +198,8 @@ def config_hash(experiment: str, scale: str, config: Mapping[str, Any]) -> str:
     (64, True)
     >>> h == config_hash("fig4", "book", {"depth": 6, "eps": 0.3})
     False
+
+    Used in: ch08.
     """
     if not isinstance(experiment, str) or not isinstance(scale, str):
         raise ValueError("experiment and scale must be strings")
@@ -268,569 +282,30 @@ def _git_info() -> tuple[str | None, bool | None]:
     return commit.strip(), dirty
 
 
-def _round_sig(values: Any, digits: int = 4) -> list[float]:
-    return [float(f"{float(v):.{digits}g}") for v in values]
-
-
-def _mean_std(values: Sequence[float]) -> dict[str, float]:
-    t = torch.tensor(values, dtype=torch.float64)
-    std = float(t.std()) if t.numel() > 1 else 0.0
-    return {"mean": float(t.mean()), "std": std}
-
-
-# ----------------------------------------------------------------------------------------
-# experiment "hybrid": Figures 1, 5 and F2 (8-layer hybrid and MLP on FashionMNIST)
-# ----------------------------------------------------------------------------------------
-
-
-def _accuracy(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int,
-              device: torch.device) -> float:
-    """Top-1 accuracy of the network's own logits (eval mode)."""
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for a in range(0, X.shape[0], batch_size):
-            out = model(X[a : a + batch_size].to(device))
-            correct += int((out.argmax(1).cpu() == y[a : a + batch_size].cpu()).sum())
-    return correct / X.shape[0]
-
-
-def _deep_summary(table: Any, first: int, last: int) -> dict[str, Any]:
-    """The qualitative claims of Figures 1 and 5 on the layers ``first..last`` of a table."""
-    from pncutils.metrics import linear_fit
-
-    C = table["compression"].tolist()
-    D = table["discrimination"].tolist()
-    rank = [int(r) for r in table["rank"].tolist()]
-    probe = table["probe_train_acc"].tolist()
-    layers = list(range(first, last + 1))
-    fit = linear_fit(layers, [math.log(C[i]) for i in layers])
-    best = max(probe[1:])
-    saturation = next(i for i in range(1, len(probe)) if probe[i] >= best - 0.01)
-    diffs = [D[i + 1] - D[i] for i in range(first, last)]
-    return {
-        "fit_layers": layers,
-        "compression_ratio_layer1_to_last": C[1] / C[last],
-        "compression_ratio_first_linear_to_last": C[first + 1] / C[last],
-        "compression_ratio_fit_start_to_last": C[first] / C[last],
-        "log_compression_fit": {"slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2,
-                                "rate": math.exp(fit.slope)},
-        "discrimination_change_over_fit_layers": D[last] - D[first],
-        "discrimination_increasing_steps": sum(d > 0 for d in diffs),
-        "discrimination_max_layer": max(range(1, len(D)), key=lambda i: D[i]),
-        "rank_layer1": rank[1],
-        "rank_last": rank[last],
-        "probe_train_acc_max": best,
-        "probe_saturation_layer": saturation,
-    }
-
-
-def linear_part_floor(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, alpha: float,
-                      batch_size: int = 4096) -> dict[str, Any]:
-    """The analytic floor of ``C_l`` over the linear layers of a trained hybrid network.
-
-    The linear layers ``W_{m+1}, ..., W_L`` of a :class:`pncutils.models.HybridNetwork` with
-    ``m`` nonlinear blocks form a deep linear network of depth ``L - m`` whose input is
-    ``H_m``, the features after the last nonlinear block (eval mode: BatchNorm with its
-    running statistics, as every metric of the book). On that input,
-    :func:`pncutils.theory.compression_floor` gives the floor ``F_l`` (``l = m..L``) of the
-    minimum-norm least-squares map ``W* = alpha^{-1} Y^T (H_m^+)^T``: at the hidden layers
-    ``m < l < L`` the ``C_l`` of a balanced network that realises ``W*``, in the limit of
-    vanishing bulk singular values; at ``l = L`` the compression of the least-squares fit
-    itself; at ``l = m`` that of ``H_m`` projected on the row space of ``W*``. It is nonzero when
-    ``H_m`` cannot be fitted exactly (``N > width`` here); it is what training the linear
-    part to its optimum on the final ``H_m`` would reach. The trained network realises its
-    own end-to-end map ``A = W_L ... W_{m+1}`` instead; its distance to ``W*`` and the two
-    losses say how far it is from that optimum (weight decay, finite training, and the
-    nonlinear blocks that moved while the linear layers trained).
-
-    Parameters
-    ----------
-    model : pncutils.models.HybridNetwork
-        The trained network (``num_nonlinear = m``, ``depth = L``); restored to its mode.
-    X : Tensor, shape (N, D_in)
-        Training inputs.
-    y : Tensor, shape (N,)
-        Labels in ``[0, K)``.
-    alpha : float
-        The output scale of the loss ``||alpha f(x) - y||^2`` (the floor does not depend on
-        it; the losses do).
-    batch_size : int, default 4096
-
-    Returns
-    -------
-    dict
-        ``layers`` (``m..L``), ``least_squares_floor`` (``F_l`` at those layers, the last the
-        compression of the least-squares fit), ``end_to_end_compression`` (``C`` of
-        ``H_m A^T``: the network's outputs, measured without BatchNorm in the way),
-        ``least_squares_loss`` and ``network_loss`` (``(1/N) sum ||alpha h A^T - y||^2`` over
-        the training set, eval mode) and ``map_distance`` (``||A - W*||_F / ||W*||_F``).
-
-    Examples
-    --------
-    >>> from pncutils.models import HybridNetwork
-    >>> g = torch.Generator().manual_seed(0)
-    >>> net = HybridNetwork(6, 8, 2, depth=4, num_nonlinear=1, generator=g)
-    >>> X = torch.randn(40, 6, generator=g); y = torch.arange(40) % 2
-    >>> f = linear_part_floor(net, X, y, alpha=1.0)
-    >>> f["layers"], len(f["least_squares_floor"])
-    ([1, 2, 3, 4], 4)
-    >>> f["least_squares_loss"] <= f["network_loss"]  # W* is the best linear map of H_1
-    True
-
-    Raises
-    ------
-    ValueError
-        A model without ``features``, ``weights``, ``num_nonlinear`` and ``depth`` (a
-        :class:`pncutils.models.HybridNetwork`), or ``X`` and ``y`` of mismatched shapes.
-
-    Used in: ch05.
-    """
-    from pncutils.metrics import compression
-    from pncutils.theory import compression_floor, least_squares_map
-
-    if not all(hasattr(model, a) for a in ("features", "weights", "num_nonlinear", "depth")):
-        raise ValueError("model must be a pncutils.models.HybridNetwork (features, weights, "
-                         f"num_nonlinear, depth), got {type(model).__name__}")
-    if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor) and X.ndim == 2
-            and y.ndim == 1 and X.shape[0] == y.shape[0]):
-        shapes = [tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-                  for v in (X, y)]
-        raise ValueError(f"X must be an (N, D_in) tensor and y an (N,) tensor, got {shapes}")
-    m, L = int(model.num_nonlinear), int(model.depth)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    p = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            H = torch.cat([model.features(X[a : a + batch_size].to(p.device, p.dtype))[m]
-                           .to("cpu", torch.float64) for a in range(0, X.shape[0], batch_size)])
-    finally:
-        model.train(was_training)
-    y = y.to("cpu")
-    Ws = [W.to("cpu", torch.float64) for W in model.weights()[m:]]
-    A = Ws[0]
-    for W in Ws[1:]:
-        A = W @ A  # (K, width)
-    W_star = least_squares_map(H, y, alpha)
-    Y = torch.nn.functional.one_hot(y, A.shape[0]).to(torch.float64)
-    floor = compression_floor(H, y, depth=L - m, alpha=alpha)
-    return {
-        "layers": list(range(m, L + 1)),
-        "least_squares_floor": floor.compression.tolist(),
-        "end_to_end_compression": float(compression(H @ A.T, y)),
-        "least_squares_loss": float((alpha * H @ W_star.T - Y).square().sum(1).mean()),
-        "network_loss": float((alpha * H @ A.T - Y).square().sum(1).mean()),
-        "map_distance": float(torch.linalg.norm(A - W_star) / torch.linalg.norm(W_star)),
-    }
-
-
-def hybrid_setup(cfg: Config, network: str, in_dim: int, num_classes: int) -> tuple[Any, Any]:
-    """The untrained network and the training configuration of one network of ``hybrid``.
-
-    Parameters
-    ----------
-    cfg : Config
-        A Config of the ``hybrid`` experiment (e.g. ``EXPERIMENTS["hybrid"].scales["quick"]``,
-        possibly ``.replace(hybrid_nonlinear=5)``).
-    network : {"hybrid", "mlp"}
-        Which of the two: selects ``<network>_nonlinear``, ``<network>_lr`` and
-        ``<network>_alpha``.
-    in_dim, num_classes : int
-        Input dimension and number of classes of the data.
-
-    Returns
-    -------
-    net : pncutils.models.HybridNetwork
-        Orthogonally initialised (scale ``cfg.init_scale``) from ``cfg.seed``.
-    tcfg : pncutils.training.TrainConfig
-        Mini-batch SGD with momentum, weight decay and a cosine schedule.
-
-    Examples
-    --------
-    >>> cfg = EXPERIMENTS["hybrid"].scales["quick"]
-    >>> net, tcfg = hybrid_setup(cfg.replace(hybrid_nonlinear=5), "hybrid", 784, 10)
-    >>> net.num_nonlinear, tcfg.alpha, tcfg.epochs == cfg.epochs
-    (5, 100.0, True)
-    """
-    from pncutils.models import HybridNetwork
-    from pncutils.training import TrainConfig
-
-    check_choice(network, "network", ("hybrid", "mlp"))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    net = HybridNetwork(in_dim, cfg.width, num_classes, cfg.depth, cfg[f"{network}_nonlinear"],
-                        init="orthogonal", init_scale=cfg.init_scale, generator=gen)
-    tcfg = TrainConfig(
-        lr=cfg[f"{network}_lr"], epochs=cfg.epochs, alpha=cfg[f"{network}_alpha"],
-        batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-        schedule="cosine", min_lr_ratio=cfg.min_lr_ratio, seed=cfg.seed,
-        progress=None,  # one long run per network: a bar when someone watches
-    )
-    return net, tcfg
-
-
-def _hybrid(cfg: Config, device: torch.device) -> dict[str, Any]:
-    """Train the hybrid and the MLP on FashionMNIST; report every layer (Figures 1, 5, F2)."""
-    from pncutils.analysis import layer_report, pca_projection
-    from pncutils.book.beyond import layer_metrics
-    from pncutils.data import load_dataset
-    from pncutils.training import train
-
-    X, y = load_dataset(cfg.dataset, "train", num_per_class=cfg.num_per_class)
-    X_test, y_test = load_dataset(cfg.dataset, "test", num_per_class=cfg.test_per_class)
-    K = int(y.max()) + 1
-    # the first samples of each class (file order) for the 2-D projections
-    m = cfg.pca_samples // K
-    pca_idx = torch.cat([torch.nonzero(y == k).flatten()[:m] for k in range(K)]).sort().values
-    out: dict[str, Any] = {
-        "num_train": X.shape[0],
-        "num_test": X_test.shape[0],
-        "input_dim": X.shape[1],
-        "num_classes": K,
-        "networks": {},
-    }
-    for name in ("hybrid", "mlp"):
-        num_nonlinear = cfg[f"{name}_nonlinear"]
-        net, tcfg = hybrid_setup(cfg, name, X.shape[1], K)
-        hist = train(net, X, y, tcfg, device=device)
-        t0 = time.perf_counter()
-        table = layer_report(net, X, y, X_test, y_test, batch_size=cfg.eval_batch_size,
-                             energy=cfg.energy, probe_ridge=cfg.probe_ridge, device=device)
-        # C_L and D_L of the outputs: the level the hidden layers' C_l settles on (chapter 5)
-        logits = layer_metrics(net, X, y, cfg.eval_batch_size)[1].to_dict()
-        # ... and the analytic floor of the linear layers on the final H_m (chapter 5)
-        floor = linear_part_floor(net, X, y, tcfg.alpha, cfg.eval_batch_size)
-        with torch.no_grad():
-            feats = net.features(X[pca_idx].to(device))
-        pca: dict[str, Any] = {"layers": list(cfg.pca_layers),
-                               "labels": y[pca_idx].tolist(), "x": [], "y": [],
-                               "explained_variance_ratio": []}
-        for layer in cfg.pca_layers:
-            H = feats[layer].detach().to("cpu", torch.float64)
-            P = pca_projection(H, 2)
-            total = float((H - H.mean(0)).square().sum())
-            pca["x"].append(_round_sig(P[:, 0]))
-            pca["y"].append(_round_sig(P[:, 1]))
-            pca["explained_variance_ratio"].append(_round_sig(P.square().sum(0) / total))
-        analysis_s = time.perf_counter() - t0
-        out["networks"][name] = {
-            "num_nonlinear": num_nonlinear,
-            "alpha": tcfg.alpha,
-            "lr": tcfg.lr,
-            "train_wall_time_s": hist.wall_time,
-            "analysis_wall_time_s": analysis_s,
-            "epochs_run": hist.epochs_run,
-            "final_loss": hist.final_loss,
-            "loss_curve": loss_curve(hist.loss),
-            "train_acc": _accuracy(net, X, y, cfg.eval_batch_size, device),
-            "test_acc": _accuracy(net, X_test, y_test, cfg.eval_batch_size, device),
-            "layers": table.to_dict(),
-            "logits": {k: v[0] for k, v in logits.items()},
-            "linear_floor": floor,
-            "summary": _deep_summary(table, cfg.hybrid_nonlinear, cfg.depth - 1),
-            "pca": pca,
-        }
-    return out
-
-
-_HYBRID_COMMON = dict(
-    dataset="fashion_mnist",  # the offline stand-in for CIFAR-10
-    depth=8,  # L weight matrices, classifier included
-    hybrid_nonlinear=3,  # 3 Linear-BN-ReLU blocks + 4 linear layers + classifier
-    mlp_nonlinear=7,  # 7 Linear-BN-ReLU blocks + classifier
-    hybrid_alpha=100.0,  # output scale of the hybrid's loss (reference: 100)
-    mlp_alpha=1.0,  # output scale of the MLP's loss (reference: 1)
-    init_scale=0.1,  # orthogonal initialisation scale xi
-    batch_size=128,
-    momentum=0.9,
-    weight_decay=1e-4,
-    min_lr_ratio=0.01,  # cosine floor lr/100, as train_cifar.py
-    pca_layers=[1, 2, 4, 6],  # the layers of F2
-    eval_batch_size=4096,
-    energy=0.95,  # numerical rank: 95% of the nuclear norm
-    probe_ridge=1e-6,
-    seed=0,
-)
-
-# Quick: N = 500 images in d = 784; book and paper: N > d. The linear layers see H_3, N rows
-# in the width (128, 256, 1024), so N > width at every scale: no linear map of H_3 fits every
-# label, and C_l levels off at a floor near the least-squares floor (linear_part_floor, ch05).
-# Learning rates: the paper scale uses the paper's settings, lr 1e-4 for 400 epochs of
-# 469 mini-batches (the paper's CIFAR-10 run has 391 per epoch). The quick and book scales
-# train for 600 and 1 880 steps only, so they use 1e-2 for both networks (about the paper's
-# lr x steps); 5e-2 made the MLP diverge in its first epoch.
-_HYBRID_SCALES = {
-    "quick": Config(num_per_class=50, test_per_class=200, width=128, epochs=150,
-                    hybrid_lr=1e-2, mlp_lr=1e-2, pca_samples=300, **_HYBRID_COMMON),
-    "book": Config(num_per_class=600, test_per_class=600, width=256, epochs=40,
-                   hybrid_lr=1e-2, mlp_lr=1e-2, pca_samples=1000, **_HYBRID_COMMON),
-    "paper": Config(num_per_class=None, test_per_class=None, width=1024, epochs=400,
-                    hybrid_lr=1e-4, mlp_lr=1e-4, pca_samples=1000, **_HYBRID_COMMON),
-}
-
-
-# ----------------------------------------------------------------------------------------
-# experiment "fig4": the theorem check on synthetic nearly orthogonal data
-# ----------------------------------------------------------------------------------------
-
-
-def _fig4(cfg: Config, device: torch.device) -> dict[str, Any]:
-    """Figure 4: chapter 3's experiment (:func:`experiments.synthetic_runs`, the same seeding:
-    independent data and weight streams per seed) and its comparison with the theory."""
-    from pncutils import theory
-    from pncutils.book.experiments import synthetic_runs
-
-    runs = synthetic_runs(
-        cfg.num_classes, cfg.num_per_class, cfg.dim, cfg.depth, cfg.init_scale, cfg.alpha,
-        num_seeds=cfg.num_seeds, width=cfg.width, lr=cfg.lr, max_epochs=cfg.epochs,
-        loss_threshold=cfg.loss_threshold, schedule_epochs=cfg.epochs,
-        min_lr_ratio=cfg.min_lr_ratio, perturbation=cfg.perturbation, seed=cfg.seed,
-        device=device)
-    ideal = theory.ideal_compression_rate(cfg.init_scale, cfg.alpha, cfg.num_per_class,
-                                          cfg.depth)
-    per_seed = [_fig4_seed(cfg, runs, s) for s in range(cfg.num_seeds)]
-    measured_rates = [p["measured_rate"] for p in per_seed]
-    mean_rate = sum(measured_rates) / len(measured_rates)
-    predicted_mean = sum(p["predicted_rate"] for p in per_seed) / len(per_seed)
-    return {
-        "base_seed": cfg.seed,
-        "seeds": list(range(cfg.num_seeds)),  # the streams s of base seed `base_seed`
-        "ideal_rate": ideal,
-        "per_seed": per_seed,
-        "summary": {
-            "all_converged": all(p["converged"] for p in per_seed),
-            "epochs_run": _mean_std([p["epochs_run"] for p in per_seed]),
-            "measured_rate": _mean_std(measured_rates),
-            "predicted_rate": _mean_std([p["predicted_rate"] for p in per_seed]),
-            "ideal_rate": ideal,
-            "relative_error_measured_vs_ideal": mean_rate / ideal - 1.0,
-            "relative_error_measured_vs_predicted": mean_rate / predicted_mean - 1.0,
-            "compression_layer0": _mean_std([p["measured"]["compression"][0] for p in per_seed]),
-            "log_compression_fit_r2_min": min(p["log_compression_fit"]["r2"] for p in per_seed),
-            "discrimination_slope": _mean_std([p["discrimination_fit"]["slope"]
-                                               for p in per_seed]),
-            "predicted_discrimination_slope": _mean_std(
-                [p["predicted_discrimination_slope"] for p in per_seed]),
-            "discrimination_fit_r2_min": min(p["discrimination_fit"]["r2"] for p in per_seed),
-            "discrimination_max_abs_error": max(p["discrimination_max_abs_error"]
-                                                for p in per_seed),
-        },
-    }
-
-
-def _fig4_seed(cfg: Config, runs: Any, s: int) -> dict[str, Any]:
-    """The per-seed record of Figure 4: measured, predicted, fits and assumption checks."""
-    from pncutils import theory
-    from pncutils.metrics import geometric_rate, linear_fit
-
-    X, y, net, hist = runs.X[s], runs.y, runs.models[s], runs.histories[s]
-    measured, predicted = runs.measured[s], runs.predicted[s]
-    layers = list(range(cfg.depth))
-    C, D = measured.compression.tolist(), measured.discrimination.tolist()
-    D_pred = predicted.discrimination.tolist()
-    c_fit = linear_fit(layers, [math.log(c) for c in C])
-    d_fit = linear_fit(layers[1:], D[1:])
-    return {
-        "seed": s,
-        "epochs_run": hist.epochs_run,
-        "converged": hist.converged,
-        "final_loss": hist.final_loss,
-        "loss_curve": loss_curve(hist.loss),
-        "orthogonality_gap": theory.orthogonality_gap(X, "max"),
-        "measured": measured.to_dict(),
-        "predicted": predicted.to_dict(),
-        "first_order_discrimination": runs.first_order[s].to_dict(),
-        "measured_rate": geometric_rate(C[1:]),
-        "predicted_rate": geometric_rate(predicted.compression.tolist()[1:]),
-        "log_compression_fit": {"slope": c_fit.slope, "intercept": c_fit.intercept,
-                                "r2": c_fit.r2},
-        "discrimination_fit": {"slope": d_fit.slope, "intercept": d_fit.intercept,
-                               "r2": d_fit.r2},
-        "predicted_discrimination_slope": linear_fit(layers[1:], D_pred[1:]).slope,
-        "discrimination_max_abs_error": max(abs(a - b) for a, b in zip(D[1:], D_pred[1:],
-                                                                        strict=True)),
-        "min_norm_residual": theory.min_norm_residual(net, X, y, cfg.alpha),
-        "balancedness": theory.balancedness(net),
-        "bulk_singular_values": _mean_std(
-            theory.bulk_singular_values(net, cfg.num_classes).flatten().tolist()),
-    }
-
-
-_FIG4_COMMON = dict(
-    num_classes=3,  # K
-    num_per_class=10,  # n, so N = 30
-    dim=50,  # input dimension d
-    width=50,  # hidden width
-    depth=6,  # L weight matrices (5 hidden layers + classifier), as theory.ipynb
-    init_scale=0.3,  # orthogonal initialisation scale xi
-    alpha=100.0,  # output scale of the loss
-    perturbation=1.0,  # Frobenius norm of the perturbation of the orthonormal data
-    lr=0.1,  # full-batch gradient descent
-    epochs=5000,  # cosine period T = epochs, down to lr/10
-    min_lr_ratio=0.1,
-    loss_threshold=1e-11,  # stop below this loss
-    seed=0,  # base seed: streams (seed, s), s < num_seeds, as in chapter 3 (seed_stream)
-)
-
-_FIG4_SCALES = {
-    "quick": Config(num_seeds=3, **_FIG4_COMMON),
-    "book": Config(num_seeds=10, **_FIG4_COMMON),
-    "paper": Config(num_seeds=10, **_FIG4_COMMON),  # the book scale is the paper's
-}
-
-# ----------------------------------------------------------------------------------------
-# experiment "fig6": the assumption grid (min-norm residual, balance, flat bulk)
-# ----------------------------------------------------------------------------------------
-
-
-def _fig6(cfg: Config, device: torch.device) -> dict[str, Any]:
-    """Train the (depth, width) grid of Figure 6 and measure the weight assumptions."""
-    from pncutils.book.experiments import assumption_grid, grid_points, grid_summary
-
-    grid = grid_points(cfg.depths, cfg.width_for_depths, cfg.widths, cfg.depth_for_widths)
-    runs = assumption_grid(
-        grid, cfg.num_seeds, cfg.init_scale, cfg.alpha, cfg.lr, cfg.max_epochs,
-        cfg.loss_threshold, cfg.max_epochs, cfg.min_lr_ratio, num_classes=cfg.num_classes,
-        num_per_class=cfg.num_per_class, dim=cfg.dim, seed=cfg.seed, device=device,
-    )
-    summary = grid_summary(runs)
-    return {
-        "grid": [list(p) for p in grid],
-        "runs": runs.to_dict(),
-        "summary": summary.to_dict(),
-        "all_converged": bool(runs.converged.all()),
-        "residual_max": float(runs.residual.max()),
-        "balance_max": float(runs.balance.max()),
-        "bulk_variance_max": float(runs.bulk_variance.max()),
-    }
-
-
-_FIG6_COMMON = dict(
-    num_classes=3, num_per_class=10, dim=50,  # the paper's N = 30, d = 50, K = 3
-    init_scale=0.1,  # orthogonal xi of assumption/train.py
-    alpha=1.0,
-    lr=0.1,  # full-batch GD, cosine decay to 1e-4 over 1e5 epochs (also the budget)
-    min_lr_ratio=1e-3,
-    max_epochs=100_000,
-    loss_threshold=1e-10,
-    seed=0,
-)
-
-_FIG6_SCALES = {
-    "quick": Config(depths=[2, 3, 4], width_for_depths=100, widths=[100, 150, 200],
-                    depth_for_widths=3, num_seeds=2, **_FIG6_COMMON),
-    "book": Config(depths=[2, 3, 4, 5], width_for_depths=400, widths=[200, 400, 700],
-                   depth_for_widths=5, num_seeds=2, **_FIG6_COMMON),
-    "paper": Config(depths=[2, 3, 4, 5], width_for_depths=400,
-                    widths=[200, 300, 400, 500, 600, 700], depth_for_widths=5, num_seeds=10,
-                    **_FIG6_COMMON),
-}
-
-
-# ----------------------------------------------------------------------------------------
-# experiment "fig3b": a deep nonlinear (Linear-BN-ReLU) network on the synthetic data
-# ----------------------------------------------------------------------------------------
-
-
-def _fig3b(cfg: Config, device: torch.device) -> dict[str, Any]:
-    """Train `num_seeds` nonlinear MLPs on nearly orthogonal data; C and D per layer."""
-    from pncutils.data import orthogonal_dataset
-    from pncutils.metrics import layerwise, linear_fit
-    from pncutils.models import HybridNetwork
-    from pncutils.training import TrainConfig, train
-
-    per_seed = []
-    for s in range(cfg.seed, cfg.seed + cfg.num_seeds):
-        gen = torch.Generator().manual_seed(s)  # data first, then the weights
-        X, y = orthogonal_dataset(cfg.num_classes, cfg.num_per_class, cfg.dim,
-                                  cfg.perturbation, generator=gen)
-        net = HybridNetwork(cfg.dim, cfg.width, cfg.num_classes, cfg.depth, cfg.depth - 1,
-                            init="orthogonal", init_scale=cfg.init_scale, generator=gen)
-        tcfg = TrainConfig(lr=cfg.lr, epochs=cfg.epochs, alpha=cfg.alpha, schedule="cosine",
-                           min_lr_ratio=cfg.min_lr_ratio, loss_threshold=cfg.loss_threshold,
-                           seed=s, progress=False)
-        hist = train(net, X, y, tcfg, device=device)
-        net.eval()
-        with torch.no_grad():
-            table = layerwise(net.features(X.to(device)), y, num_classes=cfg.num_classes)
-        C, D = table.compression.tolist(), table.discrimination.tolist()
-        layers = list(range(len(C)))
-        c_fit = linear_fit(layers, [math.log(c) for c in C])
-        d_fit = linear_fit(layers[1:], D[1:])
-        per_seed.append({
-            "seed": s, "epochs_run": hist.epochs_run, "final_loss": hist.final_loss,
-            "loss_curve": loss_curve(hist.loss), "layers": table.to_dict(),
-            "log_compression_fit": {"slope": c_fit.slope, "intercept": c_fit.intercept,
-                                    "r2": c_fit.r2, "rate": math.exp(c_fit.slope)},
-            "discrimination_fit": {"slope": d_fit.slope, "intercept": d_fit.intercept,
-                                   "r2": d_fit.r2},
-        })
-    n = len(per_seed)
-    L = len(per_seed[0]["layers"]["compression"])
-    mean_C = [math.exp(sum(math.log(p["layers"]["compression"][i]) for p in per_seed) / n)
-              for i in range(L)]
-    mean_D = [sum(p["layers"]["discrimination"][i] for p in per_seed) / n for i in range(L)]
-    return {
-        "per_seed": per_seed,
-        "summary": {
-            "compression_geometric_mean": mean_C,
-            "discrimination_mean": mean_D,
-            "compression_ratio_first_to_last": mean_C[0] / mean_C[-1],
-            "rate": _mean_std([p["log_compression_fit"]["rate"] for p in per_seed]),
-            "log_compression_fit_r2": _mean_std([p["log_compression_fit"]["r2"]
-                                                 for p in per_seed]),
-            "discrimination_slope": _mean_std([p["discrimination_fit"]["slope"]
-                                               for p in per_seed]),
-            "discrimination_fit_r2": _mean_std([p["discrimination_fit"]["r2"]
-                                                for p in per_seed]),
-            "final_loss_max": max(p["final_loss"] for p in per_seed),
-        },
-    }
-
-
-_FIG3B_COMMON = dict(
-    num_classes=3, num_per_class=10, dim=50, perturbation=1.0,  # the paper's synthetic data
-    width=50,
-    depth=10,  # 9 Linear-BN-ReLU blocks + the classifier, as the figure's 10-layer network
-    init_scale=0.3,  # [R]: the figure's xi is not given
-    alpha=1.0,  # [R]: the figure's alpha is not given
-    lr=0.1,  # full-batch GD, cosine down to lr/10, as theory.ipynb
-    min_lr_ratio=0.1,
-    loss_threshold=1e-11,  # stop below this loss, as theory.ipynb (about 100-350 epochs)
-    seed=0,
-)
-
-_FIG3B_SCALES = {
-    "quick": Config(epochs=1000, num_seeds=2, **_FIG3B_COMMON),
-    "book": Config(epochs=5000, num_seeds=5, **_FIG3B_COMMON),
-    "paper": Config(epochs=5000, num_seeds=10, **_FIG3B_COMMON),
-}
-
-
 #: The registry: experiment name -> :class:`Experiment`.
 EXPERIMENTS: dict[str, Experiment] = {
     "hybrid": Experiment(
-        _hybrid, _HYBRID_SCALES,
+        _hybrid.run, _hybrid.SCALES,
         "Figures 1, 5 and F2: the 8-layer hybrid (alpha=100) and MLP (alpha=1) on FashionMNIST: "
         "per-layer C, D, NC1, rank, probes, PCA",
+        result_type=_hybrid.HybridResult,
     ),
     "fig4": Experiment(
-        _fig4, _FIG4_SCALES,
+        _main_result.run, _main_result.SCALES,
         "Figure 4: 6-layer DLNs trained by GD on nearly orthogonal data vs the closed-form "
         "predictions (rate of C, slope of D)",
-        default_device="cpu",
+        default_device="cpu", result_type=_main_result.Fig4Result,
     ),
     "fig6": Experiment(
-        _fig6, _FIG6_SCALES,
+        _assumptions.run, _assumptions.SCALES,
         "Figure 6: the assumption grid (depths 2-5 at width 400, widths 200-700 at depth 5): "
         "min-norm residual, balance, bulk variance over seeds",
-        default_device="cpu",
+        default_device="cpu", result_type=_assumptions.Fig6Result,
     ),
     "fig3b": Experiment(
-        _fig3b, _FIG3B_SCALES,
+        _nonlinear.run, _nonlinear.SCALES,
         "F3b: a 10-layer Linear-BN-ReLU network on the synthetic data: C and D per layer",
-        default_device="cpu",
+        default_device="cpu", result_type=_nonlinear.Fig3bResult,
     ),
     "fig7": Experiment(
         _beyond.run, _beyond.SCALES,
@@ -862,6 +337,13 @@ class PaperUse:
     recomputed : bool, default False
         True where the chapter reruns the paper scale when the file is missing (cheap CPU
         experiments), so that the claim is checked either way.
+
+    Examples
+    --------
+    >>> PAPER_SCALE_USES["fig4"][0].chapter, PAPER_SCALE_USES["fig4"][0].recomputed
+    ('ch08', True)
+
+    Used in: ch08.
     """
 
     chapter: str
@@ -968,6 +450,8 @@ class Record:
     ...     rec = Record.from_dict(load_result(run("fig4", "quick", out_dir=d)))
     >>> rec.experiment, rec.config.depth, rec.meta["device"]
     ('fig4', 6, 'cpu')
+
+    Used in: ch03, ch05, ch08.
     """
 
     experiment: str
@@ -1017,6 +501,8 @@ def default_out_dir() -> Path:
     ('book', 'results')
     >>> default_out_dir() == _REPO_ROOT / "book" / "results"  # in a checkout: from any cwd
     True
+
+    Used in: ch08.
     """
     if (_REPO_ROOT / "book").is_dir() and (_REPO_ROOT / "pyproject.toml").is_file():
         return _REPO_ROOT / "book" / "results"
@@ -1045,6 +531,8 @@ def result_path(experiment: str, scale: str, out_dir: str | os.PathLike[str] | N
     --------
     >>> result_path("fig4", "book", "/tmp").as_posix(), result_path("fig4", "book", "/tmp", 3).name
     ('/tmp/fig4-book.json', 'fig4-book-seed3.json')
+
+    Used in: ch08.
     """
     _experiment(experiment)
     _scale(scale)
@@ -1055,14 +543,13 @@ def result_path(experiment: str, scale: str, out_dir: str | os.PathLike[str] | N
 
 
 def _resolve_device(exp: Experiment, device: torch.device | str | None) -> torch.device:
+    """The device of a run: `device` (checked), else the experiment's default (the book
+    layer's one device rule; training's own applies to a model's dtype)."""
     from pncutils.utils import get_device
 
     if device is None:
         return get_device() if exp.default_device == "auto" else torch.device("cpu")
-    dev = check_device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(dev)!r} requested but CUDA is not available")
-    return dev
+    return check_device(device)
 
 
 def run(
@@ -1105,6 +592,8 @@ def run(
     ...     path = run("fig4", "quick", out_dir=d)
     ...     verify_result(path); path.name
     'fig4-quick.json'
+
+    Used in: ch08.
     """
     exp = _experiment(experiment)
     scale = _scale(scale)
@@ -1166,6 +655,8 @@ def load_result(path: str | os.PathLike[str], verify: bool = True) -> dict[str, 
     ...     res = load_result(run("fig4", "quick", out_dir=d))
     >>> res["experiment"], res["results"]["summary"]["all_converged"]
     ('fig4', True)
+
+    Used in: ch08.
     """
     path = Path(path)
     try:
@@ -1186,15 +677,16 @@ def verify_result(result: str | os.PathLike[str] | Mapping[str, Any],
     result : path or mapping
         A result file written by :func:`run`, or its parsed content.
     against_registry : bool, default False
-        Also require that the experiment is registered and that its config equals the
-        registered Config of that scale (with the file's seed): the file is up to date.
+        Also require that the experiment is registered, that its config equals the
+        registered Config of that scale (with the file's seed) and that its ``results`` read
+        back as the experiment's ``result_type``: the file is up to date.
 
     Raises
     ------
     ValueError
         Naming the problem: a missing field, a field of the wrong type, an unknown scale,
         a ``config_hash`` that does not match the config, or (with `against_registry`) a
-        config that differs from the registered one.
+        config that differs from the registered one or results of another layout.
 
     Examples
     --------
@@ -1209,6 +701,8 @@ def verify_result(result: str | os.PathLike[str] | Mapping[str, Any],
     Traceback (most recent call last):
     ...
     ValueError: config_hash does not match the config of fig4/quick: the file says ...
+
+    Used in: ch08.
     """
     if not isinstance(result, Mapping):
         result = load_result(result, verify=False)
@@ -1258,14 +752,24 @@ def verify_result(result: str | os.PathLike[str] | Mapping[str, Any],
                 f"the config of {experiment}/{scale} differs from the registered one in "
                 f"{changed}: rerun `python -m pncutils.reproduce {experiment} --scale {scale}`"
             )
+        if exp.result_type is not None:
+            try:
+                exp.result_type.from_dict(result["results"])
+            except (ValueError, TypeError, KeyError) as err:
+                raise ValueError(
+                    f"the results of {experiment}/{scale} do not have the layout of "
+                    f"{exp.result_type.__name__} ({err}): rerun "
+                    f"`python -m pncutils.reproduce {experiment} --scale {scale}`"
+                ) from err
 
 
 def compute(experiment: str, cfg: Config, device: torch.device | str | None = None
-            ) -> dict[str, Any]:
-    """Run an experiment with any Config and return its results (nothing is written).
+            ) -> Any:
+    """Run an experiment with any Config and return its result (nothing is written).
 
-    This is what a chapter calls for its live run; the dictionary has the format of the
-    ``"results"`` field of a result file, so the same plotting code draws both.
+    The registry's way to a live run (a chapter may call its module's ``run`` directly): the
+    result has the type of ``Record.result`` of a result file, so the same plotting code
+    draws both.
 
     Parameters
     ----------
@@ -1279,14 +783,17 @@ def compute(experiment: str, cfg: Config, device: torch.device | str | None = No
 
     Returns
     -------
-    dict
+    Result or dict
+        The experiment's typed result (a dict for an experiment whose function returns one).
 
     Examples
     --------
     >>> cfg = EXPERIMENTS["fig3b"].scales["quick"].replace(num_seeds=1, epochs=20)
     >>> res = compute("fig3b", cfg, "cpu")
-    >>> len(res["per_seed"]), len(res["summary"]["compression_geometric_mean"])
+    >>> len(res.per_seed), len(res.summary.compression_geometric_mean)
     (1, 10)
+
+    Used in: ch08.
     """
     exp = _experiment(experiment)
     if not isinstance(cfg, Config):
@@ -1348,6 +855,8 @@ def load_or_run(
     >>> rec = load_or_run("fig4", "quick", recompute=False)
     >>> rec is None or rec.meta["config_hash"] == config_hash("fig4", "quick", rec.config)
     True
+
+    Used in: ch03, ch05, ch06, ch07, ch08.
     """
     import warnings
 
@@ -1406,6 +915,8 @@ def results_overview(folder: str | os.PathLike[str] | None = None) -> list[dict[
     ...     rows = results_overview(d)
     >>> [(r["experiment"], r["scale"], r["device"], r["current"]) for r in rows]
     [('fig4', 'quick', 'cpu', True)]
+
+    Used in: ch08.
     """
     folder = Path(folder) if folder is not None else default_out_dir()
     if not folder.is_dir():
@@ -1460,6 +971,8 @@ def overview_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     | experiment | scale | device | wall time | commit | config | up to date |
     |---|---|---|---|---|---|---|
     | fig4 | book | cpu | 1.2 min | 0123456789 | ababababab | yes |
+
+    Used in: ch08.
     """
     lines = ["| experiment | scale | device | wall time | commit | config | up to date |",
              "|---|---|---|---|---|---|---|"]
@@ -1472,29 +985,31 @@ def overview_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _headline(rec: Record) -> str:
+    """The key numbers of a result, for the command line."""
+    r = rec.result
+    if rec.experiment == "hybrid" and isinstance(r, _hybrid.HybridResult):
+        return "; ".join(
+            f"{name}: C_1/C_{len(net.layers) - 1}="
+            f"{float(net.layers.compression[1] / net.layers.compression[-1]):.3g}"
+            + (f" test_acc={net.training.test_acc:.3f}" if net.training else "")
+            for name, net in r.networks.items())
+    if rec.experiment == "fig4" and isinstance(r, _main_result.Fig4Result):
+        s = r.summary
+        return (f"rate {s.measured_rate.mean:.4f}+-{s.measured_rate.std:.4f} "
+                f"(ideal {s.ideal_rate:.4f})")
+    if rec.experiment == "fig6" and isinstance(r, _assumptions.Fig6Result):
+        return (f"all converged: {r.all_converged}, residual max {r.residual_max:.4f}, "
+                f"balance max {r.balance_max:.4f}")
+    if rec.experiment == "fig3b" and isinstance(r, _nonlinear.Fig3bResult):
+        s = r.summary
+        return f"C_0/C_last={s.compression_ratio_first_to_last:.3g} rate {s.rate.mean:.3f}"
+    return ""
+
+
 def _summary_line(path: Path) -> str:
     res = load_result(path)
-    r = res["results"]
-    if res["experiment"] == "hybrid":
-        parts = []
-        for name, net in r["networks"].items():
-            C = net["layers"]["compression"]
-            parts.append(f"{name}: C_1/C_{len(C) - 1}={C[1] / C[-1]:.3g} "
-                         f"test_acc={net['test_acc']:.3f}")
-        extra = "; ".join(parts)
-    elif res["experiment"] == "fig4":
-        s = r["summary"]
-        extra = (f"rate {s['measured_rate']['mean']:.4f}+-{s['measured_rate']['std']:.4f} "
-                 f"(ideal {s['ideal_rate']:.4f})")
-    elif res["experiment"] == "fig6":
-        extra = (f"all converged: {r['all_converged']}, residual max {r['residual_max']:.4f}, "
-                 f"balance max {r['balance_max']:.4f}")
-    elif res["experiment"] == "fig3b":
-        s = r["summary"]
-        extra = (f"C_0/C_last={s['compression_ratio_first_to_last']:.3g} "
-                 f"rate {s['rate']['mean']:.3f}")
-    else:
-        extra = ""
+    extra = _headline(Record.from_dict(res)) if res["experiment"] in EXPERIMENTS else ""
     return (f"{res['experiment']}/{res['scale']}: {path} in {res['wall_time_s']:.1f} s on "
             f"{res['device']} [config {res['config_hash'][:12]}] {extra}").rstrip()
 
@@ -1519,6 +1034,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["--list"])  # doctest: +ELLIPSIS
     hybrid: Figures 1, 5 and F2: ...
     0
+
+    Used in: ch08.
     """
     parser = argparse.ArgumentParser(
         prog="python -m pncutils.reproduce",

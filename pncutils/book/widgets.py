@@ -122,6 +122,8 @@ def explorer_values(
     >>> shifted = explorer_values(spread=2.0, noise=0.5, offset=3.0)  # C ignores the offset
     >>> v["X"].shape, abs(v["compression"] - shifted["compression"]) < 1e-12
     (torch.Size([120, 2]), True)
+
+    Used in: ch01.
     """
     spread = check_float(spread, "spread", minimum=0.0, strict=True)
     noise = check_float(noise, "noise", minimum=0.0)
@@ -175,6 +177,8 @@ def draw_explorer(
     >>> _ = draw_explorer(explorer_values(), ax)
     >>> len(ax.collections) >= 3
     True
+
+    Used in: ch01 (through :func:`metrics_explorer`).
     """
     X, y, means = values["X"].numpy(), values["y"].numpy(), values["means"].numpy()
     for k in range(means.shape[0]):
@@ -230,6 +234,8 @@ def plot_explorer_grid(
     >>> axes.shape
     (1, 2)
     >>> plt.close(fig)
+
+    Used in: ch01.
     """
     if not settings:
         raise ValueError("settings must hold at least one panel")
@@ -292,6 +298,8 @@ def metrics_explorer(
     >>> box.sliders["noise"].value = 1.0
     >>> box.values["noise"]
     1.0
+
+    Used in: ch01.
     """
     widgets = _ipywidgets()
 
@@ -457,6 +465,8 @@ def draw_theory(values: Mapping[str, Any], axes: Sequence[Any]) -> Sequence[Any]
     >>> _ = draw_theory(theory_values(exact=False), axes)
     >>> axes[0].get_yscale()
     'log'
+
+    Used in: ch03 (through :func:`theory_explorer`).
     """
     ax_c, ax_d = axes
     ideal, exact = values["ideal"], values["exact"]

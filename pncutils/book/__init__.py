@@ -18,6 +18,7 @@ hybrid      : experiment ``hybrid``, the hybrid and the MLP on FashionMNIST (ch0
 figures     : the figures of ``hybrid`` (ch05, ch08)
 nonlinear   : experiment ``fig3b``, a deep Linear-BN-ReLU network on the synthetic data (ch05)
 beyond      : experiment ``fig7``: real data, default init, cross-entropy, weight decay (ch06)
+convnets    : a CNN and a ResNet on FashionMNIST, measured block by block with pnc.measure (ch06)
 transfer    : experiment ``transfer``: projection heads and transfer learning (F8 as a toy, ch07)
 reproduce   : the registry of experiments, result files and their verification, and the CLI
               ``python -m pncutils.reproduce`` (ch05-ch08)
@@ -28,6 +29,7 @@ from pncutils.book import (
     assumptions,
     beyond,
     config,
+    convnets,
     experiments,
     figures,
     hybrid,
@@ -38,5 +40,5 @@ from pncutils.book import (
     widgets,
 )
 
-__all__ = ["assumptions", "beyond", "config", "experiments", "figures", "hybrid", "main_result",
-           "nonlinear", "reproduce", "transfer", "widgets"]
+__all__ = ["assumptions", "beyond", "config", "convnets", "experiments", "figures", "hybrid",
+           "main_result", "nonlinear", "reproduce", "transfer", "widgets"]

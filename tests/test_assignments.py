@@ -7,7 +7,7 @@ the autograder zip in the instructor environment. The student notebook is also e
 (no tests/ folder, as a student gets it) with a kernel of that environment, once as on a laptop
 (otter reads the public tests from the notebook's metadata) and once as in Colab (otter's Colab
 mode, which reads tests only from files: the setup cell writes them). Whole file: about 1.5
-minutes on 2 CPU cores (85 s measured; each ``otter assign``, ``otter run`` or execution runs a
+minutes on 2 CPU cores (105 s measured; each ``otter assign``, ``otter run`` or execution runs a
 notebook, the executions one at a time).
 """
 
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSIGN_VENV = ROOT / ".venv-assign"
 OTTER = ASSIGN_VENV / "bin" / "otter"
 ASSIGN_PYTHON = ASSIGN_VENV / "bin" / "python"
-NAMES = ("hw01_metrics", "hw02_construction", "hw03_hybrid")
+NAMES = ("hw01_metrics", "hw02_construction", "hw03_hybrid", "hw04_measure")
 
 sys.path.insert(0, str(ROOT / "tools"))
 import make_assignments as ma  # noqa: E402
@@ -77,6 +77,13 @@ MISTAKES = {
             "C_linear = C[num_nonlinear:]",
             "C_linear = C[num_nonlinear + 1:]",
             {"q3"},
+        ),
+    },
+    "hw04_measure": {
+        "only_the_relus": (
+            'm = pnc.measure(model, (X, y), layers=["input", nn.ReLU, "output"])',
+            "m = pnc.measure(model, (X, y), layers=nn.ReLU)",
+            {"q2", "q3"},  # q3: C no longer has one entry per row of C_flat
         ),
     },
 }
@@ -523,6 +530,7 @@ EXPECTED_WRONG = {
     ("hw01_metrics", "calls_pncutils_metrics"): 22,
     ("hw02_construction", "forgot_alpha"): 17,
     ("hw03_hybrid", "linear_part_off_by_one"): 7,
+    ("hw04_measure", "only_the_relus"): 4,
 }
 
 

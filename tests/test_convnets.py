@@ -175,7 +175,8 @@ def test_class_mean_geometry_matches_the_metrics_on_pooled_features():
     X, y = torch.randn(50, 784, generator=g), torch.arange(50) % 5
     names = convnets.row_names(net)
     got = convnets.class_mean_geometry(net, X, y, names, batch_size=16)
-    assert got.columns == ("discrimination_centred", "mean_spread") and len(got) == len(names)
+    assert got.columns == ("discrimination_centred", "mean_spread", "mean_angle")
+    assert len(got) == len(names)
     net.eval()
     with torch.no_grad():
         stem = net.stem(X.view(-1, 1, 28, 28))
@@ -186,15 +187,20 @@ def test_class_mean_geometry_matches_the_metrics_on_pooled_features():
     np.testing.assert_allclose(got.discrimination_centred[:3], expected, rtol=1e-6)
     assert float(got.discrimination_centred[-1]) == pytest.approx(
         pnc.metrics.discrimination(logits, y, centered=True))
-    for H, r in zip(feats, got.mean_spread[:3].tolist(), strict=False):
+    for H, r, theta in zip(feats, got.mean_spread[:3].tolist(), got.mean_angle[:3].tolist(),
+                           strict=True):
         H = H.double().numpy()
         M = np.stack([H[y.numpy() == k].mean(0) for k in range(5)])
         mu = M.mean(0)
         assert r == pytest.approx(np.linalg.norm(M - mu, axis=1).max() / np.linalg.norm(mu))
-    # the bound D <= 2 r^2 of the uncentred D, wherever r < 1
+        cos = M @ mu / np.linalg.norm(M, axis=1) / np.linalg.norm(mu)
+        assert theta == pytest.approx(np.degrees(np.arccos(np.clip(cos, -1, 1)).max()))
+    # the bounds D <= 1 - cos(2 theta) <= 2 r^2 of the uncentred D (theta <= 90, r < 1)
     D = [pnc.metrics.discrimination(H, y) for H in feats]
-    for d, r in zip(D, got.mean_spread[:3].tolist(), strict=True):
-        assert r >= 1 or d <= 2 * r**2 + 1e-12
+    for d, r, theta in zip(D, got.mean_spread[:3].tolist(), got.mean_angle[:3].tolist(),
+                           strict=True):
+        assert theta > 90 or d <= 1 - math.cos(2 * math.radians(theta)) + 1e-12
+        assert r >= 1 or 1 - math.cos(2 * math.radians(theta)) <= 2 * r**2 + 1e-12
 
 
 # ----------------------------------------------------------------------------------------
@@ -217,7 +223,7 @@ def test_tiny_run_structure(tiny):
         assert r.pooling[1] == "avg (2x28x28 -> 2)" and r.pooling[4] == "avg (4x14x14 -> 4)"
         assert r.table.dim.tolist() == [784, 2, 2, 2, 4, 4, 4, 10]
         assert r.flat.dim.tolist() == [784, 2 * 784, 2 * 784, 2 * 784, 4 * 196, 4 * 196, 4, 10]
-        assert "nc1" not in r.flat.columns and "mean_spread" in r.table.columns
+        assert "nc1" not in r.flat.columns and "mean_angle" in r.table.columns
         C, Cf = r.table.compression, r.flat.compression
         # the pool row repeats the last block's averaged row; flattening the input changes
         # nothing; after the pool the two measurements agree

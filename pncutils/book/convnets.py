@@ -21,7 +21,8 @@ paper's MSE loss and once with cross-entropy, on FashionMNIST, and measures ever
   every feature is nonnegative, the class means share a large common part and their cosines
   are close to 1, so ``D`` is close to 0 whatever the separation.
   :func:`class_mean_geometry` gives ``D`` of the centred means beside it, and the
-  spread ``r`` of the class means around their mean, which bounds ``D <= 2 r^2``.
+  distance ``r`` and angle ``theta`` of the class means from their mean, which bound
+  ``D <= 1 - cos(2 theta) <= 2 r^2``.
 - **Nonlinearity of each block** (:func:`midpoint_nonlinearity`): how far a block is from
   an affine map on the data. Part I's rate ``rho ~ eps^2 / s_bar^(2/L)``
   (:func:`pncutils.theory.approximate_compression_rate`) is a statement about products of
@@ -146,7 +147,7 @@ class NetworkRun(Result):
     table : LayerTable
         ``pnc.measure`` with ``pool="auto"``: ``layer`` (the row), ``dim``, ``compression``,
         ``discrimination``, ``nc1``, ``trace_within``, ``trace_between``, and
-        ``discrimination_centred``, ``mean_spread`` (:func:`class_mean_geometry`).
+        ``discrimination_centred``, ``mean_spread``, ``mean_angle`` (:func:`class_mean_geometry`).
     flat : LayerTable
         ``pnc.measure`` with ``pool="flatten"``: ``layer``, ``dim``, ``compression``,
         ``discrimination``, ``trace_within``, ``trace_between``.
@@ -193,6 +194,13 @@ class NetworkRun(Result):
         return self.names.index(name)
 
     @property
+    def early_rows(self) -> list[int]:
+        """The rows of the stem and of the blocks of every stage but the last."""
+        last = max(int(n.split(".")[1]) for n in self.names if n.startswith("stages."))
+        return [i for i, n in enumerate(self.names) if n == "stem"
+                or (n.startswith("stages.") and int(n.split(".")[1]) < last)]
+
+    @property
     def last_block(self) -> int:
         """The row of the last block (the one before ``pool``)."""
         return self.row("pool") - 1
@@ -225,22 +233,27 @@ class NetworkRun(Result):
 
     def report(self) -> str:
         """The per-row table as text: name, reduction, ``C`` averaged and flattened, ``D``
-        uncentred and centred, the spread ``r`` of the class means, the nonlinearity.
+        uncentred and centred, the distance ``r`` and angle ``theta`` (degrees) of the class
+        means from their mean, the nonlinearity ``nu``.
 
         Examples
         --------
         >>> print(_example().runs[0].report().splitlines()[1])
-        input       none (784)               1.500   1.500   0.050   0.200   0.900       -
+        input       none (784)               1.500   1.500   0.050   0.200   0.900  40.000       -
         """
         t, f = self.table, self.flat
-        spread = t["mean_spread"].tolist() if "mean_spread" in t.columns else [math.nan] * len(t)
+        def column(name: str) -> list[float]:
+            return t[name].tolist() if name in t.columns else [math.nan] * len(t)
+
+        spread, angle = column("mean_spread"), column("mean_angle")
         lines = [f"{'row':10}  {'reduction':22}  {'C avg':>6}  {'C flat':>6}  {'D':>6}  "
-                 f"{'D cent':>6}  {'r':>6}  {'nu':>6}"]
+                 f"{'D cent':>6}  {'r':>6}  {'theta':>6}  {'nu':>6}"]
         for i, name in enumerate(self.names):
             how = self.pooling[i] if self.pooling[i] != "none" else f"none ({int(t.dim[i])})"
             nu = self.nonlinearity[i]
             values = [float(t.compression[i]), float(f.compression[i]),
-                      float(t.discrimination[i]), float(t.discrimination_centred[i]), spread[i]]
+                      float(t.discrimination[i]), float(t.discrimination_centred[i]), spread[i],
+                      angle[i]]
             lines.append(f"{name:10}  {how:22}  " + "  ".join(f"{v:6.3f}" for v in values)
                          + "  " + (f"{'-':>6}" if math.isnan(nu) else f"{nu:6.3f}"))
         return "\n".join(lines)
@@ -610,19 +623,22 @@ def _device(model: nn.Module) -> torch.device:
 
 def class_mean_geometry(model: nn.Module, X: Tensor, y: Tensor, names: Sequence[str],
                         batch_size: int = 1000) -> LayerTable:
-    """Where the class means of every row lie: centred ``D`` and their spread around ``mu_G``.
+    """Where the class means of every row lie: centred ``D``, and their distance and angle
+    from their mean ``mu_G``.
 
-    The paper's ``D = 1 - max cos(mu_k, mu_k')`` takes uncentred means. When the class means
-    lie within a ball of radius ``r ||mu_G||`` around their mean ``mu_G``, every angle between
-    two of them is at most ``2 arcsin r``, so ``D <= 2 r^2`` however well the classes are
-    separated: after a ReLU every feature is nonnegative and ``mu_G`` is large. This gives,
-    for the same features ``pnc.measure`` averages (``(B, C, H, W) -> (B, C)``; the input
-    flattened):
+    The paper's ``D = 1 - max cos(mu_k, mu_k')`` takes uncentred means. If every class mean
+    lies within the angle ``theta`` of ``mu_G``, any two lie within ``2 theta`` of each other,
+    so ``D <= 1 - cos(2 theta)`` however well the classes are separated; and a mean at the
+    distance ``r ||mu_G||`` from ``mu_G`` (``r < 1``) is within ``arcsin r`` of it, so
+    ``D <= 2 r^2``. After a ReLU every feature is nonnegative and ``mu_G`` is large. This
+    gives, for the same features ``pnc.measure`` averages (``(B, C, H, W) -> (B, C)``; the
+    input flattened):
 
     - ``discrimination_centred``: ``pnc.metrics.discrimination(H, y, centered=True)``, in
       ``[0, 1 + 1/(K-1)]`` (``1 + 1/(K-1)`` for a simplex);
     - ``mean_spread``: ``r = max_k ||mu_k - mu_G|| / ||mu_G||`` (``mu_G`` the mean of the
-      class means).
+      class means);
+    - ``mean_angle``: ``theta = max_k angle(mu_k, mu_G)``, in degrees.
 
     Parameters
     ----------
@@ -637,7 +653,8 @@ def class_mean_geometry(model: nn.Module, X: Tensor, y: Tensor, names: Sequence[
     Returns
     -------
     LayerTable
-        Columns ``discrimination_centred`` and ``mean_spread``, one row per name.
+        Columns ``discrimination_centred``, ``mean_spread`` and ``mean_angle``, one row per
+        name.
 
     Examples
     --------
@@ -647,7 +664,7 @@ def class_mean_geometry(model: nn.Module, X: Tensor, y: Tensor, names: Sequence[
     >>> t = class_mean_geometry(net, X, y, ["stem", "output"])
     >>> t.discrimination_centred.tolist()[1]  # K = 2: centred means are opposite
     2.0
-    >>> bool(t.mean_spread[0] < 0.1)  # ReLU features: means close to their common mean
+    >>> bool(t.mean_spread[0] < 0.1 and t.mean_angle[0] < 1.0)  # untrained, on noise
     True
 
     Used in: ch06.
@@ -676,14 +693,17 @@ def class_mean_geometry(model: nn.Module, X: Tensor, y: Tensor, names: Sequence[
     finally:
         for h in handles:
             h.remove()
-    centred, spread = [], []
+    centred, spread, angle = [], [], []
     for n in names:
         H = torch.cat(feats[n])
         centred.append(discrimination(H, y, centered=True))
         M = class_means(H, y)  # (K, D)
         g = M.mean(0)
         spread.append(float((M - g).norm(dim=1).max() / g.norm()))
-    return LayerTable({"discrimination_centred": centred, "mean_spread": spread})
+        cos = (M @ g / (M.norm(dim=1) * g.norm())).clamp(-1.0, 1.0)
+        angle.append(math.degrees(float(torch.arccos(cos).max())))
+    return LayerTable({"discrimination_centred": centred, "mean_spread": spread,
+                       "mean_angle": angle})
 
 
 def compression_fits(compression: Any, deep: Sequence[int], C_out: float  # noqa: N803
@@ -750,8 +770,8 @@ def measure_network(model: nn.Module, X: Tensor, y: Tensor, batch_size: int = 10
     pooling : list of str
         How the default measurement reduced each row.
     table : LayerTable
-        ``pool="auto"`` (maps average-pooled, the input flattened), with the columns
-        ``discrimination_centred`` and ``mean_spread`` of :func:`class_mean_geometry`.
+        ``pool="auto"`` (maps average-pooled, the input flattened), with the columns of
+        :func:`class_mean_geometry`.
     flat : LayerTable
         ``pool="flatten"`` without NC1.
     deep_fit : Fit
@@ -1259,7 +1279,8 @@ def _example() -> ConvResult:
             table = LayerTable({"layer": range(7), "dim": [784, 8, 8, 16, 16, 16, 10],
                                 "compression": C, "discrimination": [0.05] * 6 + [0.4],
                                 "discrimination_centred": [0.2, 0.3, 0.4, 0.6, 0.8, 0.8, 0.9],
-                                "mean_spread": [0.9, 0.1, 0.12, 0.15, 0.2, 0.2, 0.8]})
+                                "mean_spread": [0.9, 0.1, 0.12, 0.15, 0.2, 0.2, 0.8],
+                                "mean_angle": [40.0, 2.0, 3.0, 4.0, 5.0, 5.0, 30.0]})
             flat = LayerTable({"layer": range(7), "compression": [1.5, 2.0, 2.2, 1.8, 1.2, 0.35,
                                                                   0.2]})
             geo, floor = compression_fits(C, [3, 4], 0.2)

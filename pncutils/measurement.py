@@ -27,8 +27,8 @@ Three-dimensional outputs are read as ``(B, T, D)`` (tokens, as transformers emi
 ``Conv1d`` map ``(B, C, L)`` should be measured with ``pool="flatten"`` or an integer grid
 (which then pools over ``C``; transpose it in a wrapper module if you want ``L`` pooled).
 
-Used in: the library's measurement API for readers' own models (issue 13's chapter on
-convolutional and residual networks will use it).
+Used in: ch06 (convolutional and residual networks, through :mod:`pncutils.book.convnets`),
+and the library's measurement API for readers' own models.
 """
 
 from __future__ import annotations

@@ -524,7 +524,7 @@ class SmallCNN(_ImageNet):
     >>> [n for n, _ in net.named_children()]
     ['stem', 'stages', 'pool', 'head']
 
-    Used in: the chapter on convolutional and residual networks (issue 13, in progress).
+    Used in: ch06 (convolutional and residual networks, :mod:`pncutils.book.convnets`).
     """
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
@@ -547,7 +547,7 @@ class SmallResNet(_ImageNet):
     >>> sum(isinstance(m, ResidualBlock) for m in net.modules())
     4
 
-    Used in: the chapter on convolutional and residual networks (issue 13, in progress).
+    Used in: ch06 (convolutional and residual networks, :mod:`pncutils.book.convnets`).
     """
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,

@@ -1263,6 +1263,9 @@ def plot_rates(result: ConvResult, hybrid: HybridReference | None = None, ax: An
         ax.semilogy(range(len(C)), (C / C[0]).numpy(), "k^--", ms=4,
                     label=f"hybrid, linear layers {hybrid.layers[0]}-{hybrid.layers[-1]} "
                           f"(rate {hybrid.fit.rate:.2f})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="steps into the deep part (blocks; layers for the hybrid)",
            ylabel="$C$ / $C$ at the first deep step (log)")
     ax.legend(fontsize=7)

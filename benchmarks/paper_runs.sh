@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper-scale runs that need a GPU, as one prepared command (chapter 8).
+# The paper-scale runs that need a GPU, as one prepared command (chapter 9).
 #
 # Run it from the repository root on a machine with one CUDA GPU. It needs torch with CUDA
 # and numpy/matplotlib/tqdm in the Python it finds first, and FashionMNIST: the Debian

@@ -5,7 +5,7 @@ Standard library only, on purpose: ``tools/ensure_system.py`` loads this file by
 download FashionMNIST or install it from Debian, with the same table, folders and search
 order as the loader itself. Nothing here reads or downloads a file.
 
-Used in: ch05, ch06, ch07 (through :func:`pncutils.data.load_dataset`).
+Used in: ch05, ch07, ch08 (through :func:`pncutils.data.load_dataset`).
 """
 
 from __future__ import annotations

@@ -308,7 +308,7 @@ def downloads_allowed() -> bool:
     ``make test`` set it to 0 so that nothing downloads at test time. A reader on a laptop
     with internet, in plain Jupyter or in Colab, gets the files on first use.
 
-    Used in: ch05, ch06, ch07 (through :func:`load_dataset`).
+    Used in: ch05, ch07, ch08 (through :func:`load_dataset`).
 
     Examples
     --------

@@ -143,7 +143,7 @@ def line(x: Any, y: Any) -> Fit:
     >>> line([0, 1, 2], [1.0, 3.0, 5.0])
     Fit(slope=2, intercept=1, r2=1)
 
-    Used in: ch03, ch05, ch06 (through :func:`linear` and :func:`geometric`).
+    Used in: ch03, ch05, ch07 (through :func:`linear` and :func:`geometric`).
     """
     x, y = _vector(x, "x"), _vector(y, "y")
     if x.numel() != y.numel():
@@ -240,7 +240,7 @@ def geometric(values: Any, layers: Any | None = None, start: int = 0) -> Fit:
     ...
     ValueError: values must be positive and finite for a geometric fit
 
-    Used in: ch03, ch05, ch06, ch07.
+    Used in: ch03, ch05, ch07, ch08.
     """
     v = _from(_vector(values, "values"), start)
     idx = _layers(v.numel(), layers)
@@ -299,7 +299,7 @@ def floor(values: Any, floor: float, layers: Any | None = None, tol: float = 0.0
     ...
     ValueError: only 2 layer(s) lie above 1.02 x the floor 0.5: a fit needs three
 
-    Used in: ch05, ch06.
+    Used in: ch05, ch07.
     """
     C = _vector(values, "values")
     idx = _layers(C.numel(), layers)
@@ -336,7 +336,7 @@ def mean_ratio(values: Any) -> float:
     >>> round(mean_ratio([8.0, 4.0, 2.0, 1.0]), 12)
     0.5
 
-    Used in: ch03, ch07.
+    Used in: ch03, ch08.
     """
     v = _vector(values, "values")
     if v.numel() < 2:

@@ -78,7 +78,7 @@ def linear_probe_accuracy(
     >>> linear_probe_accuracy(H, y)
     1.0
 
-    Used in: ch01, ch05, ch07.
+    Used in: ch01, ch05, ch08.
     """
     H = check_features(H)
     y, K = check_labels(y, H.shape[0], num_classes, device=H.device)

@@ -235,7 +235,7 @@ def least_squares_map(X: Any, Y: Any, alpha: float = 1.0) -> Tensor:
     tensor([[0.2857],
             [0.1429]], dtype=torch.float64)
 
-    Used in: ch02 (N > d: the least-squares network), ch05 and ch06 (the floor).
+    Used in: ch02 (N > d: the least-squares network), ch05 and ch07 (the floor).
     """
     X, Y, _ = _inputs(X, Y)
     alpha = _alpha(alpha)
@@ -514,7 +514,7 @@ def compression_floor(X: Any, Y: Any, depth: int, alpha: float = 1.0) -> LayerTa
     >>> [round(f, 6) for f in compression_floor(X, y, depth=2).compression.tolist()]
     [0.4, 0.307692, 0.195122]
 
-    Used in: ch02, ch05 (the floor of the hybrid's linear part), ch06 (the N > d run).
+    Used in: ch02, ch05 (the floor of the hybrid's linear part), ch07 (the N > d run).
     """
     X, Y, y = _inputs(X, Y)
     depth = check_int(depth, "depth", minimum=1)
@@ -682,7 +682,7 @@ def ideal_metrics(
     >>> round(ideal_metrics(3, 10, depth=6, eps=0.3, norm=5.0).compression.tolist()[1] / 13.5, 4)
     0.1048
 
-    Used in: ch03, ch07.
+    Used in: ch03, ch08.
     """
     K = check_int(num_classes, "num_classes", minimum=2)
     n = check_int(num_per_class, "num_per_class", minimum=1)

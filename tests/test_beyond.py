@@ -1,4 +1,4 @@
-"""Tests of pncutils.book.beyond: the real-data experiment of chapter 6 (F7)."""
+"""Tests of pncutils.book.beyond: the real-data experiment of chapter 7 (F7)."""
 
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ _FULL_GD = dict(width=50, batch_size=30, momentum=0.0)  # the theory's N = 30, d
 def test_broken_assumptions_by_hand():
     # the theory's own setting breaks nothing but the data
     assert beyond.broken_assumptions(_THEORY, 30, 50, **_FULL_GD) == ["near-orthogonal data"]
-    # chapter 6's orth-L7 (book scale): N = 500, d = 784, width 128, batches of 128,
+    # chapter 7's orth-L7 (book scale): N = 500, d = 784, width 128, batches of 128,
     # momentum 0.9, alpha = 10; the old function said "(only the data)"
     orth = {**_THEORY, "alpha": 10.0}
     assert beyond.broken_assumptions(orth, 500, 784, width=128, batch_size=128,
@@ -215,7 +215,7 @@ def test_broken_assumptions_by_hand():
 
 
 def test_broken_assumptions_of_the_chapter_settings():
-    """The table of chapter 6: every setting of the book scale, as the run records it."""
+    """The table of chapter 7: every setting of the book scale, as the run records it."""
     cfg = beyond.SCALES["book"]
     common = ["near-orthogonal data", "width >= d"]
     default = ["small init", "balanced", "minimum norm"]

@@ -129,3 +129,19 @@ def test_readme_measure_example_runs():
     m = env["m"]
     assert m.names[0] == "stem" and m.names[-1] == "output" and len(m.names) == 8
     assert m.table.dim.tolist() == [8, 8, 8, 16, 16, 32, 32, 10]
+
+
+def test_api_page_is_generated_from_the_modules():
+    """book/api.md lists every public name of the core, as tools/api_page.py writes it."""
+    import api_page
+
+    text = api_page.render()
+    assert (ROOT / "book" / "api.md").read_text(encoding="utf-8") == text, (
+        "book/api.md is out of date: run python tools/api_page.py")
+    import importlib
+
+    for name in api_page.MODULES:
+        mod = importlib.import_module(f"pncutils.{name}")
+        assert mod.__all__, name
+        for public in mod.__all__:
+            assert f"| `{public}` |" in text, (name, public)

@@ -9,7 +9,7 @@ Usage (the Makefile runs both stages)::
     python3 tools/ensure_system.py pre  [--data] [--browser]   # before .venv is built
     .venv/bin/python tools/ensure_system.py post [--data] [--browser]  # once it is
 
-**FashionMNIST** (chapters 5-7 and their tests), in this order:
+**FashionMNIST** (chapters 5-8 and their tests), in this order:
 
 1. files already present, where ``pncutils.data.load_dataset`` looks (``$PNC_DATA``, Debian's
    ``/usr/share/datasets/fashion-mnist``, the cache ``~/.cache/pncutils/fashion_mnist``): the
@@ -134,7 +134,7 @@ def missing_data_message(catalog: ModuleType, searched: list[Path], why_not: lis
     info = catalog.DATASETS[DATASET]
     files = ", ".join(info.files["train"] + info.files["test"])
     lines = [
-        "FashionMNIST is needed (chapters 5-7 and their tests) and is not on this machine.",
+        "FashionMNIST is needed (chapters 5-8 and their tests) and is not on this machine.",
         "Looked for " + files + " in:",
         *[f"  - {d}" for d in searched],
         "It could not be got automatically:",

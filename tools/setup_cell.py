@@ -60,7 +60,7 @@ if "google.colab" in sys.modules:
         subprocess.run([*_pip, _tagged], check=True)
 
 import matplotlib.pyplot as plt
-import numpy as np
+import numpy as np  # noqa: F401  (a few chapters use only pnc)
 import torch  # noqa: F401  (a few chapters use only pnc)
 
 import pncutils as pnc

@@ -15,13 +15,13 @@ experiments : the synthetic seed sweeps of part I (ch03 seeds, sweeps and survey
 main_result : experiment ``fig4``, the theorem on trained networks (ch03)
 assumptions : experiment ``fig6``, the assumption grid (ch04)
 hybrid      : experiment ``hybrid``, the hybrid and the MLP on FashionMNIST (ch05)
-figures     : the figures of ``hybrid`` (ch05, ch08)
+figures     : the figures of ``hybrid`` (ch05, ch09)
 nonlinear   : experiment ``fig3b``, a deep Linear-BN-ReLU network on the synthetic data (ch05)
-beyond      : experiment ``fig7``: real data, default init, cross-entropy, weight decay (ch06)
+beyond      : experiment ``fig7``: real data, default init, cross-entropy, weight decay (ch07)
 convnets    : a CNN and a ResNet on FashionMNIST, measured block by block with pnc.measure (ch06)
-transfer    : experiment ``transfer``: projection heads and transfer learning (F8 as a toy, ch07)
+transfer    : experiment ``transfer``: projection heads and transfer learning (F8 as a toy, ch08)
 reproduce   : the registry of experiments, result files and their verification, and the CLI
-              ``python -m pncutils.reproduce`` (ch05-ch08)
+              ``python -m pncutils.reproduce`` (ch05-ch09)
 widgets     : interactive explorers (ch01, ch03; ipywidgets, imported lazily)
 """
 

@@ -119,7 +119,7 @@ class Fig6Result(Result):
     >>> res.summary.num_seeds.tolist(), Fig6Result.from_dict(res.to_dict()) == res
     ([1.0], True)
 
-    Used in: ch04, ch08.
+    Used in: ch04, ch09.
     """
 
     grid: list[tuple[int, int]]
@@ -193,7 +193,7 @@ def run(cfg: Config, device: Any = "cpu") -> Fig6Result:
     >>> run(cfg).residual_max < 0.2
     True
 
-    Used in: ch04, ch08.
+    Used in: ch04, ch09.
     """
     return run_with_models(cfg, device)[0]
 
@@ -256,7 +256,7 @@ def notebook_comparison(
     >>> t.width.tolist(), t.balance_notebook.tolist()
     ([400.0], [0.023])
 
-    Used in: ch04, ch08.
+    Used in: ch04, ch09.
     """
     s = result.summary
     pairs = [(int(L), int(h)) for L, h in zip(s.depth.tolist(), s.width.tolist(), strict=True)]
@@ -323,7 +323,7 @@ def plot_assumption_grid(
     ((2, 3), 'log', 'predicted from the init')
     >>> plt.close(fig)
 
-    Used in: ch04, ch08.
+    Used in: ch04, ch09.
     """
     fig, axes = _grid_axes(axes)
     summary = result.summary

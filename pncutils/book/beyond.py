@@ -5,7 +5,7 @@ The real-data figure of the authors' project page (the book's label F7;
 9, trained from **PyTorch's default initialisation** on FashionMNIST and CIFAR-10 (deep linear
 networks, we assume [R]), whose ``C_l`` still decays roughly geometrically (FashionMNIST:
 from about 2.5 to about 0.02). The width, sample count, optimiser and epochs of that figure
-are not known; the design here is the book's reconstruction (chapter 6):
+are not known; the design here is the book's reconstruction (chapter 7):
 
 * data: the first ``num_per_class`` FashionMNIST training images of every class (file order),
   flattened and standardised (:func:`pncutils.data.load_dataset`), resident on the device;
@@ -30,7 +30,7 @@ the paper's ``L`` (classifier included); layer ``l = 0`` is the input.
 
 See Also
 --------
-book chapter 6 (``ch06_beyond_assumptions``); pncutils.book.reproduce (experiment ``fig7``).
+book chapter 7 (``ch07_beyond_assumptions``); pncutils.book.reproduce (experiment ``fig7``).
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def _seed_study(num_per_class: int, width: int, epochs: int, num_seeds: int) -> 
     ]})
 
 
-#: The seed study of chapter 6 (:func:`run_seed_study`): the loss of ``ce-L7`` and ``mse-L7``
+#: The seed study of chapter 7 (:func:`run_seed_study`): the loss of ``ce-L7`` and ``mse-L7``
 #: over ``num_seeds`` seeds, at the learning rate of :data:`SCALES` (0.05) and at 0.01, for
 #: the epochs of :data:`SCALES` and four times as many (``quick``: seconds; ``book``: about a
 #: minute on a 2-core CPU).
@@ -239,7 +239,7 @@ def resolve_settings(cfg: Mapping[str, Any]) -> list[Setting]:
     >>> [x.name for x in s][:3], s[3].loss, s[0].lr
     (['mse-L5', 'mse-L7', 'mse-L9'], 'cross_entropy', 0.05)
 
-    Used in: ch06.
+    Used in: ch07.
     """
     if not isinstance(cfg, Mapping) or "settings" not in cfg:
         raise ValueError("cfg must be a mapping with a 'settings' list")
@@ -373,7 +373,7 @@ def broken_assumptions(
     ...                    momentum=0.0)
     ['near-orthogonal data', 'small init', 'balanced', 'minimum norm']
 
-    Used in: ch06.
+    Used in: ch07.
     """
     num_samples = check_int(num_samples, "num_samples", minimum=1)
     input_dim = check_int(input_dim, "input_dim", minimum=1)
@@ -455,7 +455,7 @@ def layer_metrics(
     >>> len(feats), out.layer.tolist()
     (3, [3.0])
 
-    Used in: ch06.
+    Used in: ch07.
     """
     from pncutils.measurement import INPUT, OUTPUT, measure
 
@@ -551,7 +551,7 @@ def weight_diagnostics(
     >>> round(d.null_space_fraction, 6), round(d.balance_error, 6), d.bulk_median
     (0.8, 0.0, None)
 
-    Used in: ch06.
+    Used in: ch07.
     """
     from pncutils.theory import balancedness, bulk_singular_values
 
@@ -768,7 +768,7 @@ def run(config: Config, device: torch.device | str) -> Fig7Result:
     >>> res.settings[0].num_train, res.settings[0].fit.layers
     (50, (1, 2))
 
-    Used in: ch06.
+    Used in: ch07.
     """
     from pncutils.data import load_dataset
     from pncutils.utils import device_name
@@ -839,7 +839,7 @@ def run_seed_study(config: Config, device: torch.device | str) -> SeedStudyResul
     >>> res.seeds, [r.settings[0].name for r in res.runs]
     ([0, 1], ['a', 'a'])
 
-    Used in: ch06.
+    Used in: ch07.
     """
     if not isinstance(config, Config):
         raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(config).__name__}")
@@ -926,7 +926,7 @@ def seed_study_summary(study: SeedStudyResult) -> dict[str, SeedSummary]:
     >>> x.compression_ratio, x.first_ratio, x.last_ratio, x.discrimination_last
     ([0.4], [0.5], [0.8], [0.9])
 
-    Used in: ch06.
+    Used in: ch07.
     """
     if not isinstance(study, SeedStudyResult):
         raise ValueError(f"study must be the SeedStudyResult of run_seed_study, got "
@@ -964,7 +964,7 @@ def format_seed_study(study: SeedStudyResult) -> str:
     >>> print(format_seed_study(study).splitlines()[1].split()[:4])
     ['a', 'mse', '0.05', '100']
 
-    Used in: ch06.
+    Used in: ch07.
     """
     summ = seed_study_summary(study)
 
@@ -1014,7 +1014,7 @@ def weight_decay_exposure(lr: float, weight_decay: float, epochs: int, num_train
     >>> round(weight_decay_exposure(1e-4, 1e-4, 400, 50_000, 128), 6)  # the paper's CIFAR runs
     0.001564
 
-    Used in: ch06.
+    Used in: ch07.
     """
     lr = check_float(lr, "lr", minimum=0.0)
     weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
@@ -1081,7 +1081,7 @@ def fit_summary(results: Fig7Result) -> LayerTable:
     >>> t.rate.tolist(), t.trace_within_ratio.tolist(), t.stall_layer.isnan().tolist()
     ([0.5, 1.0], [0.5, 0.5], [True, False])
 
-    Used in: ch06.
+    Used in: ch07.
     """
     nan = math.nan
     cols: dict[str, list[float]] = {k: [] for k in (
@@ -1131,7 +1131,7 @@ def format_fit_summary(results: Fig7Result) -> str:
     >>> print(format_fit_summary(_toy_doc()).splitlines()[2].split()[:3])
     ['flat', '200', '2']
 
-    Used in: ch06.
+    Used in: ch07.
     """
     rows = _check_results(results)
     t = fit_summary(results)
@@ -1172,7 +1172,7 @@ def compression_columns(results: Fig7Result, names: Sequence[str] | None = None
     >>> t.layer.tolist(), t.geo.tolist()
     ([0.0, 1.0, 2.0, 3.0, 4.0], [2.0, 1.0, 0.5, 0.25, 0.1])
 
-    Used in: ch06.
+    Used in: ch07.
     """
     rows = _select_rows(_check_results(results), names)
     depth = max(r.setting.depth for r in rows)
@@ -1204,7 +1204,7 @@ def plot_compression(
     """``C_l`` against the layer (log scale) for some settings, with their geometric fits.
 
     Markers: measured ``C_l`` (l = 0..L-1); solid line: the fit over ``l >= 1``; open
-    marker at ``l = L``: the logits' ``C_L`` (the floor, see chapter 6); crosses: the
+    marker at ``l = L``: the logits' ``C_L`` (the floor, see chapter 7); crosses: the
     F7 values of the authors' project page for the same depth, plotted from ``l = 0``
     (``paper=True``); dashed line with plus signs: an analytic floor ``F_0..F_L`` per
     setting (``floors``, e.g. :func:`pncutils.theory.compression_floor`).
@@ -1240,7 +1240,7 @@ def plot_compression(
     4
     >>> plt.close(fig)
 
-    Used in: ch06.
+    Used in: ch07.
     """
     import matplotlib.pyplot as plt
 
@@ -1307,7 +1307,7 @@ def plot_fit_quality(results: Fig7Result, axes: Sequence[Any] | None = None
     (2, 2)
     >>> plt.close(fig)
 
-    Used in: ch06.
+    Used in: ch07.
     """
     import matplotlib.pyplot as plt
 

@@ -126,7 +126,7 @@ def linear_part_summary(result: HybridResult, network: str = "hybrid") -> dict[s
     >>> round(s["floor_fit"].rate, 12)  # C_l - 0.5 = 2, 1, 0.5
     0.5
 
-    Used in: ch05, ch08.
+    Used in: ch05, ch09.
     """
     net = _network(result, network)
     t = net.layers

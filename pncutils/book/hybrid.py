@@ -224,7 +224,7 @@ class NetworkResult(Result):
     >>> net.layers.compression[1].item(), net.summary is None
     (8.0, True)
 
-    Used in: ch05, ch08.
+    Used in: ch05, ch09.
     """
 
     num_nonlinear: int
@@ -250,7 +250,7 @@ class HybridResult(Result):
     >>> HybridResult.from_dict(res.to_dict()) == res
     True
 
-    Used in: ch05, ch08.
+    Used in: ch05, ch09.
     """
 
     num_train: int

@@ -120,7 +120,7 @@ class SeedResult(Result):
     >>> p.measured_rate == compression_rate(p.measured.compression), p.log_compression_fit.kind
     (True, 'geometric')
 
-    Used in: ch03, ch08.
+    Used in: ch03, ch09.
     """
 
     seed: int
@@ -153,7 +153,7 @@ class Fig4Summary(Result):
     >>> s.all_converged, round(s.ideal_rate, 4), s.measured_rate.std > 0
     (True, 0.2846, True)
 
-    Used in: ch03, ch08.
+    Used in: ch03, ch09.
     """
 
     all_converged: bool
@@ -182,7 +182,7 @@ class Fig4Result(Result):
     >>> Fig4Result.from_dict(res.to_dict()) == res  # the JSON of a result file, read back
     True
 
-    Used in: ch03, ch08.
+    Used in: ch03, ch09.
     """
 
     base_seed: int
@@ -318,6 +318,6 @@ def run(cfg: Config, device: Any = "cpu") -> Fig4Result:
     >>> res.per_seed[0].epochs_run, res.summary.all_converged
     (50, False)
 
-    Used in: ch03, ch08.
+    Used in: ch03, ch09.
     """
     return summarize(cfg, synthetic(cfg, device))

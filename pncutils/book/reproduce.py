@@ -56,6 +56,7 @@ import torch
 from pncutils._checks import check_choice, check_device, check_int
 from pncutils.book import assumptions as _assumptions
 from pncutils.book import beyond as _beyond
+from pncutils.book import convnets as _convnets
 from pncutils.book import hybrid as _hybrid
 from pncutils.book import main_result as _main_result
 from pncutils.book import nonlinear as _nonlinear
@@ -140,7 +141,7 @@ class Experiment:
     >>> exp.fn(exp.scales["book"], torch.device("cpu"))
     {'x': 1}
 
-    Used in: ch08.
+    Used in: ch09.
     """
 
     fn: Callable[[Config, torch.device], Any]
@@ -199,7 +200,7 @@ def config_hash(experiment: str, scale: str, config: Mapping[str, Any]) -> str:
     >>> h == config_hash("fig4", "book", {"depth": 6, "eps": 0.3})
     False
 
-    Used in: ch08.
+    Used in: ch09.
     """
     if not isinstance(experiment, str) or not isinstance(scale, str):
         raise ValueError("experiment and scale must be strings")
@@ -307,6 +308,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         "F3b: a 10-layer Linear-BN-ReLU network on the synthetic data: C and D per layer",
         default_device="cpu", result_type=_nonlinear.Fig3bResult,
     ),
+    "convnets": Experiment(
+        _convnets.run, _convnets.SCALES,
+        "Chapter 6: a SmallCNN and a SmallResNet trained with MSE and cross-entropy on "
+        "FashionMNIST, measured block by block with pnc.measure; fits over the deep blocks",
+        result_type=_convnets.ConvResult,
+    ),
     "fig7": Experiment(
         _beyond.run, _beyond.SCALES,
         "F7: deep linear networks (L = 5, 7, 9) from PyTorch's default init on "
@@ -341,9 +348,9 @@ class PaperUse:
     Examples
     --------
     >>> PAPER_SCALE_USES["fig4"][0].chapter, PAPER_SCALE_USES["fig4"][0].recomputed
-    ('ch08', True)
+    ('ch09', True)
 
-    Used in: ch08.
+    Used in: ch09.
     """
 
     chapter: str
@@ -360,19 +367,21 @@ PAPER_SCALE_USES: dict[str, tuple[PaperUse, ...]] = {
     "hybrid": (
         PaperUse("ch05", "C_1/C_7 > 10 and C_l - C_L geometric over the linear layers "
                          "(R^2 of log(C_l - C_L) > 0.95)"),
-        PaperUse("ch08", "the same two claims as chapter 5"),
+        PaperUse("ch09", "the same two claims as chapter 5"),
     ),
     "fig4": (
-        PaperUse("ch08", "all networks converge; the measured rate within 3% of the idealised "
+        PaperUse("ch09", "all networks converge; the measured rate within 3% of the idealised "
                          "rate; C_0 within 1.0 of 13.5", recomputed=True),
     ),
     "fig6": (
-        PaperUse("ch08", "all 90 networks converge; a flat bulk; min-norm residuals within 11% "
+        PaperUse("ch09", "all 90 networks converge; a flat bulk; min-norm residuals within 11% "
                          "and balance errors within 1% of the authors' notebook"),
     ),
     "fig3b": (PaperUse("ch05", "drawn beside the live run", asserted=False),),
-    "fig7": (PaperUse("ch06", "fits printed and drawn", asserted=False),),
-    "transfer": (PaperUse("ch07", "table printed and drawn", asserted=False),),
+    "convnets": (PaperUse("ch06", "not used: the chapter runs its book scale live",
+                          asserted=False),),
+    "fig7": (PaperUse("ch07", "fits printed and drawn", asserted=False),),
+    "transfer": (PaperUse("ch08", "table printed and drawn", asserted=False),),
 }
 
 
@@ -403,7 +412,7 @@ def paper_scale_checks(results_dir: str | os.PathLike[str] | None = None
     >>> [r["experiment"] for r in rows if r["status"] == "checked"]  # rerun when missing
     ['fig4']
 
-    Used in: ch08.
+    Used in: ch09.
     """
     folder = Path(results_dir) if results_dir is not None else default_out_dir()
     rows = []
@@ -451,7 +460,7 @@ class Record:
     >>> rec.experiment, rec.config.depth, rec.meta["device"]
     ('fig4', 6, 'cpu')
 
-    Used in: ch03, ch05, ch08.
+    Used in: ch03, ch05, ch09.
     """
 
     experiment: str
@@ -502,7 +511,7 @@ def default_out_dir() -> Path:
     >>> default_out_dir() == _REPO_ROOT / "book" / "results"  # in a checkout: from any cwd
     True
 
-    Used in: ch08.
+    Used in: ch09.
     """
     if (_REPO_ROOT / "book").is_dir() and (_REPO_ROOT / "pyproject.toml").is_file():
         return _REPO_ROOT / "book" / "results"
@@ -532,7 +541,7 @@ def result_path(experiment: str, scale: str, out_dir: str | os.PathLike[str] | N
     >>> result_path("fig4", "book", "/tmp").as_posix(), result_path("fig4", "book", "/tmp", 3).name
     ('/tmp/fig4-book.json', 'fig4-book-seed3.json')
 
-    Used in: ch08.
+    Used in: ch09.
     """
     _experiment(experiment)
     _scale(scale)
@@ -593,7 +602,7 @@ def run(
     ...     verify_result(path); path.name
     'fig4-quick.json'
 
-    Used in: ch08.
+    Used in: ch09.
     """
     exp = _experiment(experiment)
     scale = _scale(scale)
@@ -656,7 +665,7 @@ def load_result(path: str | os.PathLike[str], verify: bool = True) -> dict[str, 
     >>> res["experiment"], res["results"]["summary"]["all_converged"]
     ('fig4', True)
 
-    Used in: ch08.
+    Used in: ch09.
     """
     path = Path(path)
     try:
@@ -702,7 +711,7 @@ def verify_result(result: str | os.PathLike[str] | Mapping[str, Any],
     ...
     ValueError: config_hash does not match the config of fig4/quick: the file says ...
 
-    Used in: ch08.
+    Used in: ch09.
     """
     if not isinstance(result, Mapping):
         result = load_result(result, verify=False)
@@ -793,7 +802,7 @@ def compute(experiment: str, cfg: Config, device: torch.device | str | None = No
     >>> len(res.per_seed), len(res.summary.compression_geometric_mean)
     (1, 10)
 
-    Used in: ch08.
+    Used in: ch09.
     """
     exp = _experiment(experiment)
     if not isinstance(cfg, Config):
@@ -856,7 +865,7 @@ def load_or_run(
     >>> rec is None or rec.meta["config_hash"] == config_hash("fig4", "quick", rec.config)
     True
 
-    Used in: ch03, ch05, ch06, ch07, ch08.
+    Used in: ch03, ch05, ch07, ch08, ch09.
     """
     import warnings
 
@@ -916,7 +925,7 @@ def results_overview(folder: str | os.PathLike[str] | None = None) -> list[dict[
     >>> [(r["experiment"], r["scale"], r["device"], r["current"]) for r in rows]
     [('fig4', 'quick', 'cpu', True)]
 
-    Used in: ch08.
+    Used in: ch09.
     """
     folder = Path(folder) if folder is not None else default_out_dir()
     if not folder.is_dir():
@@ -972,7 +981,7 @@ def overview_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     |---|---|---|---|---|---|---|
     | fig4 | book | cpu | 1.2 min | 0123456789 | ababababab | yes |
 
-    Used in: ch08.
+    Used in: ch09.
     """
     lines = ["| experiment | scale | device | wall time | commit | config | up to date |",
              "|---|---|---|---|---|---|---|"]
@@ -1035,7 +1044,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hybrid: Figures 1, 5 and F2: ...
     0
 
-    Used in: ch08.
+    Used in: ch09.
     """
     parser = argparse.ArgumentParser(
         prog="python -m pncutils.reproduce",

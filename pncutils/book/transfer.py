@@ -162,7 +162,7 @@ def select_classes(
     >>> Xs.flatten().tolist(), ys.tolist()
     ([1.0, 2.0, 3.0, 4.0], [1, 0, 1, 0])
 
-    Used in: ch07.
+    Used in: ch08.
     """
     X = as_tensor(X, "X")
     y = as_tensor(y, "y")
@@ -233,7 +233,7 @@ def build_network(
     >>> net.depth, net.num_nonlinear, len(net.features(torch.zeros(4, 8)))
     (5, 2, 5)
 
-    Used in: ch07 (through :func:`run`).
+    Used in: ch08 (through :func:`run`).
     """
     from pncutils.models import HybridNetwork
 
@@ -270,7 +270,7 @@ def extract_features(
     >>> [tuple(H.shape) for H in extract_features(net, torch.randn(5, 8), [0, 2])]
     [(5, 8), (5, 16)]
 
-    Used in: ch07 (through :func:`transfer_metrics`).
+    Used in: ch08 (through :func:`transfer_metrics`).
     """
     X = as_tensor(X, "X")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
@@ -341,7 +341,7 @@ def feature_geometry(H: Any, y: Any, alpha: float = 1.0) -> FeatureGeometry:
     >>> g.norm_sq, g.mean_cosine, g.norm_ratio, round(g.signal_gain, 6)
     (9.0, 0.0, 4.5, 0.471405)
 
-    Used in: ch07.
+    Used in: ch08.
     """
     from pncutils._checks import check_features, check_labels
     from pncutils.theory import least_squares_map
@@ -465,7 +465,7 @@ def transfer_metrics(
     >>> 0 <= out.transfer_acc <= 1
     True
 
-    Used in: ch07 (through :func:`run`).
+    Used in: ch08 (through :func:`run`).
     """
     from pncutils import metrics
 
@@ -547,7 +547,7 @@ def task_data(config: Config, device: torch.device | str = "cpu") -> TaskData:
     >>> tuple(d.source[0].shape), d.target_test[1].unique().tolist()
     ((500, 784), [0, 1, 2, 3, 4])
 
-    Used in: ch07.
+    Used in: ch08.
     """
     from pncutils.data import load_dataset
 
@@ -728,7 +728,7 @@ def run(config: Config, device: torch.device | str) -> TransferResult:
     >>> res.head_layers, [len(h.head_compression_mean) for h in res.summary]
     ([1, 2], [1, 2])
 
-    Used in: ch07.
+    Used in: ch08.
     """
     if not isinstance(config, Config):
         raise ValueError(f"cfg must be a pncutils.book.config.Config, got {type(config).__name__}")
@@ -820,7 +820,7 @@ def summary_table(results: TransferResult, metrics: Sequence[str] = _TABLE_METRI
     >>> t.columns, t.transfer_acc_mean.tolist()
     (('head_layers', 'transfer_acc_mean', 'transfer_acc_std'), [0.1, 0.3])
 
-    Used in: ch07.
+    Used in: ch08.
     """
     res = _check(results)
     unknown = [k for k in metrics if k not in METRICS]
@@ -851,7 +851,7 @@ def head_compression_table(results: TransferResult) -> LayerTable:
     >>> head_compression_table(_toy_doc()).compression.tolist()
     [1.0, 1.0, 0.5, 0.25]
 
-    Used in: ch07.
+    Used in: ch08.
     """
     rows = [(h.head_layers, j, c) for h in _check(results).summary
             for j, c in enumerate(h.head_compression_mean)]
@@ -895,7 +895,7 @@ def plot_transfer(
     >>> a.get_xlabel(), b.get_yscale()
     ('head layers $m$', 'log')
 
-    Used in: ch07.
+    Used in: ch08.
     """
     import matplotlib.pyplot as plt
 
@@ -954,7 +954,7 @@ def plot_head_compression(results: TransferResult, ax: Any | None = None) -> tup
     >>> [len(line.get_xdata()) for line in ax.get_lines()]
     [1, 3]
 
-    Used in: ch07.
+    Used in: ch08.
     """
     import matplotlib as mpl
     import matplotlib.pyplot as plt
@@ -995,7 +995,7 @@ def geometric_head_rate(results: TransferResult) -> list[float | None]:
     >>> geometric_head_rate(_toy_doc())  # C = [1] and [1, 0.5, 0.25]
     [None, 0.5]
 
-    Used in: ch07.
+    Used in: ch08.
     """
     return [None if len(h.head_compression_mean) < 2 else fits.mean_ratio(h.head_compression_mean)
             for h in _check(results).summary]

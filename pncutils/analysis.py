@@ -179,6 +179,8 @@ def layer_report(
     >>> t = layer_report(net, X, y, batch_size=16)
     >>> t.columns[-2:], len(t), int(t.rank[0]) <= 6
     (('rank', 'probe_train_acc'), 3, True)
+
+    Used in: ch05.
     """
     model = _check_model(model)
     X = check_inputs(X, "X")
@@ -258,6 +260,8 @@ def pca_projection(H: Any, num_components: int = 2) -> Tensor:
             [ 0., -1.],
             [ 3.,  0.],
             [-3.,  0.]], dtype=torch.float64)
+
+    Used in: ch05 (through :mod:`pncutils.book.hybrid`).
     """
     H = check_features(H).cpu()
     N, D = H.shape

@@ -122,6 +122,8 @@ def total_cov(H: Any) -> Tensor:
     --------
     >>> total_cov(torch.tensor([[0.], [2.], [4.]]))  # deviations -2, 0, 2 -> 8/3
     tensor([[2.6667]], dtype=torch.float64)
+
+    Used in: ch01.
     """
     H = check_features(H)
     Hc = H - H.mean(0)
@@ -158,6 +160,8 @@ def between_class_cov_papyan(H: Any, y: Any) -> Tensor:
     >>> H = torch.tensor([[0.], [0.], [6.]]); y = torch.tensor([0, 0, 1])
     >>> between_class_cov_papyan(H, y)  # means 0 and 6, hbar = 2 -> (4 + 16) / 2
     tensor([[10.]], dtype=torch.float64)
+
+    Used in: ch01.
     """
     H, _, K, _, M = _prepare(H, y)
     Mc = M - H.mean(0)  # (K, D)
@@ -192,6 +196,8 @@ def between_class_cov_weighted(H: Any, y: Any) -> Tensor:
     >>> H = torch.tensor([[0.], [0.], [6.]]); y = torch.tensor([0, 0, 1])
     >>> between_class_cov_weighted(H, y)  # (2/3) * 4 + (1/3) * 16
     tensor([[8.]], dtype=torch.float64)
+
+    Used in: ch01.
     """
     H, _, _, counts, M = _prepare(H, y)
     Mc = M - H.mean(0)  # (K, D)
@@ -266,6 +272,8 @@ def nc1_papyan(H: Any, y: Any, rtol: float = PINV_RTOL) -> float:
     >>> H = torch.tensor([[0.], [2.], [5.], [5.]]); y = torch.tensor([0, 0, 1, 1])
     >>> nc1_papyan(H, y)  # Sigma_W = 2/4, Sigma_B = 4 -> (0.5 / 4) / 2
     0.0625
+
+    Used in: ch01.
     """
     rtol = _rtol(rtol)
     H, y, K, _, M = _prepare(H, y)
@@ -315,6 +323,8 @@ def separation_fuzziness(
     >>> H = torch.tensor([[0.], [2.], [5.], [5.]]); y = torch.tensor([0, 0, 1, 1])
     >>> separation_fuzziness(H, y)  # Sigma_W = (1 + 0)/2, Sigma_B = 4 -> K * NC1
     0.125
+
+    Used in: ch01.
     """
     if not isinstance(weighted, bool):
         raise ValueError(f"weighted must be True or False, got {weighted!r}")
@@ -379,6 +389,8 @@ def nc_library_metrics(
     >>> r = nc_library_metrics(H, y)  # D = 2, K = 2: (D/K) = 1 here
     >>> round(r["quotient"], 12), round(r["pinv"], 12), round(r["svd"], 12)
     (0.125, 0.0625, 0.125)
+
+    Used in: ch01.
     """
     check_choice(inter_divisor, "inter_divisor", INTER_DIVISORS)
     rtol = _rtol(rtol)
@@ -434,6 +446,8 @@ def discrimination_abs(H: Any, y: Any, centered: bool = False) -> float:
     >>> H = torch.tensor([[1., 0.], [-1., 0.], [0., 1.]]); y = torch.tensor([0, 1, 2])
     >>> discrimination_abs(H, y)  # the first two means are opposite
     0.0
+
+    Used in: ch01.
     """
     if not isinstance(centered, bool):
         raise ValueError(f"centered must be True or False, got {centered!r}")
@@ -472,6 +486,8 @@ def reference_discrimination(H: Any, y: Any) -> float:
     >>> H = torch.tensor([[1., 0.], [0., 1.], [-1., -1.]]); y = torch.tensor([0, 1, 2])
     >>> round(reference_discrimination(H, y), 6)  # drops cos = 0: 1 + 1/sqrt(2), true D = 1
     1.707107
+
+    Used in: ch01.
     """
     _, _, K, _, M = _prepare(H, y)
     cos = _cosines(M)
@@ -579,6 +595,8 @@ def reference_code_metrics(
     (2.6666666666666665, 1.3333333333333333)
     >>> ok["trace_between"] == bug["trace_between"]
     True
+
+    Used in: ch01.
     """
     if not isinstance(emulate_aliasing_bug, bool):
         raise ValueError(

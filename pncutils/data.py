@@ -160,6 +160,8 @@ def orthogonal_dataset(
     (torch.Size([6, 10]), [0, 0, 1, 1, 2, 2])
     >>> torch.allclose(X @ X.T, torch.eye(6, dtype=torch.float64))
     True
+
+    Used in: ch01, ch02, ch03.
     """
     num_classes = check_int(num_classes, "num_classes", minimum=2)
     num_per_class = check_int(num_per_class, "num_per_class", minimum=1)
@@ -230,6 +232,8 @@ def gaussian_mixture(
     (torch.Size([6, 4]), [0, 0, 0, 1, 1, 1])
     >>> bool((X[0] == X[2]).all())
     True
+
+    Used in: ch01, ch02.
     """
     num_classes = check_int(num_classes, "num_classes", minimum=2)
     num_per_class = check_int(num_per_class, "num_per_class", minimum=1)
@@ -270,6 +274,8 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: torch.dtype = torch.f
     tensor([[1., 0., 0.],
             [0., 0., 1.],
             [0., 1., 0.]])
+
+    Used in: ch02.
     """
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"dtype must be a torch.dtype, got {dtype!r}")
@@ -767,6 +773,8 @@ def load_dataset(
     >>> X, y = load_dataset("digits", num_per_class=5)
     >>> X.shape, torch.bincount(y).tolist()
     (torch.Size([50, 64]), [5, 5, 5, 5, 5, 5, 5, 5, 5, 5])
+
+    Used in: ch05, ch06, ch07.
     """
     name = check_choice(name, "name", tuple(DATASETS))
     info = DATASETS[name]

@@ -53,6 +53,8 @@ class Fit(NamedTuple):
     ratios : tuple of float
         ``v_{l+1} / v_l`` of the fitted values (the excess over the floor for ``"floor"``);
         empty for a line.
+
+    Used in: ch03, ch05, ch06, ch07, ch08 (the result of every fit).
     """
 
     slope: float

@@ -80,6 +80,8 @@ class Measurement:
         The rows of the fit.
     num_samples : int
         N, the samples measured.
+
+    Used in: ch06.
     """
 
     table: LayerTable
@@ -441,6 +443,8 @@ def measure(
     (('input', '0', '2'), [4.0, 8.0, 2.0])
     >>> bool(net.training)  # put back in training mode
     True
+
+    Used in: ch06.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")

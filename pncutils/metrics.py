@@ -1,4 +1,4 @@
-"""Layerwise metrics of features: compression C, discrimination D, NC1, rank and probes.
+"""Layerwise metrics of features: compression C, discrimination D, NC1, traces and rank.
 
 Conventions (the book's notation page states them once):
 
@@ -374,6 +374,8 @@ def class_means(H: Any, y: Any, num_classes: int | None = None) -> Tensor:
     >>> class_means(H, y)
     tensor([[2., 0.],
             [0., 2.]], dtype=torch.float64)
+
+    Used in: ch01, ch02.
     """
     H, y, K = _prepare(H, y, num_classes)
     return _Moments(H, y, K).means
@@ -405,6 +407,8 @@ def within_class_cov(H: Any, y: Any, num_classes: int | None = None) -> Tensor:
     >>> H = torch.tensor([[0.], [2.], [5.]]); y = torch.tensor([0, 0, 1])
     >>> within_class_cov(H, y)  # deviations -1, 1, 0 -> (1 + 1 + 0)/3
     tensor([[0.6667]], dtype=torch.float64)
+
+    Used in: ch01, ch02.
     """
     H, y, K = _prepare(H, y, num_classes)
     m = _Moments(H, y, K)
@@ -433,6 +437,8 @@ def between_class_cov(H: Any, y: Any, num_classes: int | None = None) -> Tensor:
     >>> H = torch.tensor([[0.], [2.], [5.]]); y = torch.tensor([0, 0, 1])
     >>> between_class_cov(H, y)  # means 1 and 5, mu_G = 3 -> (4 + 4)/2
     tensor([[4.]], dtype=torch.float64)
+
+    Used in: ch01, ch02.
     """
     H, y, K = _prepare(H, y, num_classes)
     Mc = _Moments(H, y, K).centred_means()
@@ -468,6 +474,8 @@ def compression(H: Any, y: Any, num_classes: int | None = None) -> float:
     >>> H = torch.tensor([[0.], [2.], [5.]]); y = torch.tensor([0, 0, 1])
     >>> round(compression(H, y), 6)  # (2/3) / 4
     0.166667
+
+    Used in: ch01, ch02, ch03, ch05.
     """
     H, y, K = _prepare(H, y, num_classes)
     m = _Moments(H, y, K)
@@ -509,6 +517,8 @@ def discrimination(
     >>> H = torch.tensor([[1., 0.], [1., 0.], [0., 3.]]); y = torch.tensor([0, 0, 1])
     >>> discrimination(H, y)  # orthogonal class means
     1.0
+
+    Used in: ch01, ch02, ch03.
     """
     H, y, K = _prepare(H, y, num_classes)
     if not isinstance(centered, bool):
@@ -550,6 +560,8 @@ def nc1(
     >>> H = torch.tensor([[0.], [2.], [5.]]); y = torch.tensor([0, 0, 1])
     >>> round(nc1(H, y), 6)  # Sigma_W = 2/3, Sigma_B = 4 -> (2/3)/4/2
     0.083333
+
+    Used in: ch01.
     """
     H, y, K = _prepare(H, y, num_classes)
     rtol = check_float(rtol, "rtol", minimum=0.0, maximum=1.0, strict=True)
@@ -580,6 +592,8 @@ def numerical_rank(H: Any, energy: float = 0.95) -> int:
     1
     >>> numerical_rank(torch.diag(torch.tensor([10., 1., 0.1])), energy=0.95)
     2
+
+    Used in: ch01.
     """
     H = check_features(H)
     energy = check_float(energy, "energy", minimum=0.0, maximum=1.0)
@@ -619,6 +633,8 @@ class LayerTable:
     tensor([2.0000, 0.5000], dtype=torch.float64)
     >>> len(t), t.columns
     (2, ('layer', 'compression'))
+
+    Used in: ch01, ch02, ch03, ch04, ch08, ch09.
     """
 
     def __init__(self, columns: Mapping[str, Any]) -> None:
@@ -799,6 +815,8 @@ def layerwise(
     >>> t = layerwise([X, 2 * X], y)
     >>> t.compression.tolist(), t.discrimination.tolist()  # tr Sigma_W = 1, tr Sigma_B = 3.25
     ([0.3076923076923077, 0.3076923076923077], [1.0, 1.0])
+
+    Used in: ch01, ch02, ch03.
     """
     features = _features_list(features)
     if not isinstance(centered, bool):
@@ -849,6 +867,8 @@ class LayerwiseStats:
     >>> stats.update([X[:3]], y[:3]); stats.update([X[3:]], y[3:])
     >>> stats.compute().compression.tolist() == layerwise([X], y).compression.tolist()
     True
+
+    Used in: ch05, ch06, ch07 (through :func:`pncutils.measure`).
     """
 
     def __init__(

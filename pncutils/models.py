@@ -164,6 +164,8 @@ class HybridNetwork(nn.Module):
     >>> X = torch.randn(5, 8, generator=g)
     >>> [tuple(H.shape) for H in net.features(X)], tuple(net(X).shape)
     ([(5, 8), (5, 16), (5, 16), (5, 16)], (5, 3))
+
+    Used in: ch05, ch07, ch08 (through the book's drivers).
     """
 
     def __init__(
@@ -368,6 +370,8 @@ class DeepLinearNetwork(HybridNetwork):
     >>> X = torch.randn(4, 50)
     >>> torch.allclose(net(X), X @ net.end_to_end_matrix().T, atol=1e-6)
     True
+
+    Used in: ch01, ch02, ch04, ch07.
     """
 
     def __init__(

@@ -52,6 +52,8 @@ def use_book_style() -> None:
     --------
     >>> use_book_style(); mpl.rcParams["axes.grid"]
     True
+
+    Used in: ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09.
     """
     mpl.rcParams.update(_STYLE)
 
@@ -118,6 +120,8 @@ def plot_layerwise(
     >>> ax_c.get_yscale()
     'log'
     >>> import matplotlib.pyplot as plt; plt.close(fig)
+
+    Used in: ch01, ch03.
     """
     if axes is None:
         import matplotlib.pyplot as plt
@@ -183,6 +187,8 @@ def plot_history(history: Any, ax: Any | None = None, label: str | None = None) 
     >>> fig, ax = plot_history([1.0, 0.1, 0.01]); ax.get_yscale()
     'log'
     >>> import matplotlib.pyplot as plt; plt.close(fig)
+
+    Used in: ch03.
     """
     losses = np.asarray(getattr(history, "loss", history), dtype=np.float64)
     if ax is None:
@@ -221,6 +227,8 @@ def plot_spectrum(
     >>> fig, ax = plot_spectrum([torch.eye(3), 2 * torch.eye(3)]); len(ax.lines)
     2
     >>> import matplotlib.pyplot as plt; plt.close(fig)
+
+    Used in: ch02.
     """
     if ax is None:
         import matplotlib.pyplot as plt
@@ -272,6 +280,8 @@ def save_figure_data(
     >>> path = save_figure_data({"layer": [0, 1], "compression": [2.0, 0.5]}, "fig", folder)
     >>> os.path.basename(path), LayerTable.from_csv(path).compression.tolist()
     ('fig.csv', [2.0, 0.5])
+
+    Used in: ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09.
     """
     if not isinstance(data, LayerTable):
         data = LayerTable(data)

@@ -122,6 +122,8 @@ class GramStats:
     ``S_c[:, k] = sum_{i: y_i = k} (h_i - c)`` (D, K). The shift keeps the centred Gram
     ``G_c - s_c s_c^T / N`` (the probe's normal matrix) free of the cancellation that
     ``H^T H - N m m^T`` suffers when the mean is large (ReLU features).
+
+    Used in: ch05, ch06 (through :func:`pncutils.measure`).
     """
 
     def __init__(self, H: Tensor, K: int) -> None:
@@ -156,6 +158,8 @@ def rank_from_singular_values(s: Tensor, energy: float) -> int:
 
     >>> rank_from_singular_values(torch.tensor([3.0, 1.0, 0.0]), 0.7)
     1
+
+    Used in: ch05, ch06 (through :func:`pncutils.measure`).
     """
     total = float(s.sum())
     if total == 0.0:
@@ -179,6 +183,8 @@ def solve_streamed(st: GramStats, counts: Tensor, ridge: float) -> tuple[Tensor,
     >>> W, mean, Y_mean = solve_streamed(st, torch.tensor([2., 2.], dtype=torch.float64), 1e-6)
     >>> ((H - mean) @ W + Y_mean).argmax(1).tolist()
     [0, 0, 1, 1]
+
+    Used in: ch05, ch06 (through :func:`pncutils.measure`).
     """
     N, D = st.N, st.G.shape[0]
     m_c = st.s / N  # (D,) mean minus shift
@@ -268,6 +274,8 @@ def cv_ridge(
     >>> H[:, 0] += 2.0 * y
     >>> cv_ridge(H, y, ridges=[1e-6, 1.0], return_scores=True)
     (1.0, [0.65, 0.79])
+
+    Used in: ch08.
     """
     H = check_features(H)
     y, K = check_labels(y, H.shape[0], num_classes, device=H.device)
@@ -354,6 +362,8 @@ def probe_accuracy(
     Traceback (most recent call last):
     ...
     ValueError: probe_ridge must be a number >= 0 or "cv", got 'auto'
+
+    Used in: ch08.
     """
     ridge = check_ridge(probe_ridge)
     if ridge == "cv":

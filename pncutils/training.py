@@ -88,6 +88,8 @@ class TrainConfig:
     Traceback (most recent call last):
     ...
     ValueError: schedule must be one of ('cosine', 'constant'), got 'step'
+
+    Used in: ch02.
     """
 
     lr: float  # initial (peak) learning rate η > 0
@@ -169,6 +171,8 @@ class History:
     >>> h = History(loss=[1.0, 0.5], lr=[0.1, 0.1], epochs_run=2, converged=False)
     >>> h.final_loss, h.to_dict()["epochs_run"]
     (0.5, 2)
+
+    Used in: ch03, ch06.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -416,6 +420,8 @@ def train(
     >>> h = train(net, X, y, TrainConfig(lr=0.1, epochs=200, progress=False), device="cpu")
     >>> h.loss[-1] < 0.1 * h.loss[0], h.epochs_run
     (True, 200)
+
+    Used in: ch02, ch05, ch06.
     """
     dev, dtype, X, y, K, B = _train_inputs(model, X, y, cfg, device)
     T = _targets(y, K, cfg.loss, dtype)  # (N, K) one-hot, or (N,) labels
@@ -643,6 +649,8 @@ def train_many(
     >>> hs = train_many(nets, X, y, TrainConfig(lr=0.1, epochs=50, progress=False), "cpu")
     >>> len(hs), all(h.final_loss < h.loss[0] for h in hs)
     (4, True)
+
+    Used in: ch03, ch04 (through :mod:`pncutils.book.experiments`).
     """
     models = _check_models(models)
     S = len(models)

@@ -45,6 +45,8 @@ def seed_everything(seed: int) -> torch.Generator:
     >>> a = torch.rand(2, generator=g); b = torch.rand(2, generator=seed_everything(0))
     >>> bool(torch.equal(a, b))
     True
+
+    Used in: ch01, ch02, ch03, ch04, ch06, ch08.
     """
     from pncutils._checks import check_int
 
@@ -68,6 +70,8 @@ def get_device() -> torch.device:
     --------
     >>> get_device().type in ("cpu", "cuda", "mps")
     True
+
+    Used in: ch05, ch06, ch07, ch08, ch09.
     """
     forced = os.environ.get("PNC_DEVICE", "").strip()
     if forced:
@@ -114,6 +118,8 @@ def quick_mode() -> bool:
     >>> os.environ["PNC_QUICK"] = "1"; quick_mode()
     True
     >>> _ = os.environ.pop("PNC_QUICK") if old is None else os.environ.update(PNC_QUICK=old)
+
+    Used in: ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09.
     """
     return os.environ.get("PNC_QUICK", "").strip().lower() not in ("", "0", "false", "no")
 

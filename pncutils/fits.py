@@ -242,7 +242,7 @@ def geometric(values: Any, layers: Any | None = None, start: int = 0) -> Fit:
     ...
     ValueError: values must be positive and finite for a geometric fit
 
-    Used in: ch03, ch05, ch07, ch08.
+    Used in: ch03, ch05, ch06, ch07, ch08.
     """
     v = _from(_vector(values, "values"), start)
     idx = _layers(v.numel(), layers)
@@ -301,7 +301,7 @@ def floor(values: Any, floor: float, layers: Any | None = None, tol: float = 0.0
     ...
     ValueError: only 2 layer(s) lie above 1.02 x the floor 0.5: a fit needs three
 
-    Used in: ch05, ch07.
+    Used in: ch05, ch06, ch07.
     """
     C = _vector(values, "values")
     idx = _layers(C.numel(), layers)

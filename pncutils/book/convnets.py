@@ -1177,23 +1177,9 @@ def plot_pooling(result: ConvResult, axes: Sequence[Any] | None = None,
 
     Used in: ch06.
     """
-    from pncutils.plotting import COLORS
-
-    _check(result)
-    fig, axes = _panels(result, axes)
-    archs = list(dict.fromkeys(r.architecture for r in result.networks(seed)))
-    for ax, arch in zip(axes, archs, strict=True):
-        runs = [r for r in result.networks(seed) if r.architecture == arch]
-        for i, r in enumerate(runs):
-            x = list(range(len(r.names)))
-            ax.semilogy(x, r.table.compression.numpy(), "o-", ms=3, color=COLORS[i],
-                        label=f"{r.label}, maps averaged")
-            ax.semilogy(x, r.flat.compression.numpy(), "s--", ms=3, color=COLORS[i],
-                        alpha=0.7, label=f"{r.label}, maps flattened")
-        _ticks(ax, runs[0].names)
-        ax.set(xlabel="row (stage.block)", ylabel="$C$ (log scale)")
-        ax.legend(fontsize=7)
-    return fig, axes
+    return _plot_pair(result, axes, seed, lambda r: r.table.compression, "maps averaged",
+                      lambda r: r.flat.compression, "maps flattened", "$C$ (log scale)",
+                      log=True)
 
 
 def plot_discrimination(result: ConvResult, axes: Sequence[Any] | None = None,
@@ -1209,6 +1195,15 @@ def plot_discrimination(result: ConvResult, axes: Sequence[Any] | None = None,
 
     Used in: ch06.
     """
+    return _plot_pair(result, axes, seed, lambda r: r.table.discrimination,
+                      "uncentred (the paper's $D$)", lambda r: r.table.discrimination_centred,
+                      "centred", "$D$")
+
+
+def _plot_pair(result: ConvResult, axes: Any, seed: int | None, solid: Any, solid_label: str,
+               dashed: Any, dashed_label: str, ylabel: str, log: bool = False
+               ) -> tuple[Any, list[Any]]:
+    """One panel per architecture: a column of every run solid, another dashed."""
     from pncutils.plotting import COLORS
 
     _check(result)
@@ -1216,14 +1211,15 @@ def plot_discrimination(result: ConvResult, axes: Sequence[Any] | None = None,
     archs = list(dict.fromkeys(r.architecture for r in result.networks(seed)))
     for ax, arch in zip(axes, archs, strict=True):
         runs = [r for r in result.networks(seed) if r.architecture == arch]
+        draw = ax.semilogy if log else ax.plot
         for i, r in enumerate(runs):
             x = list(range(len(r.names)))
-            ax.plot(x, r.table.discrimination.numpy(), "o-", ms=3, color=COLORS[i],
-                    label=f"{r.label}, uncentred (the paper's $D$)")
-            ax.plot(x, r.table.discrimination_centred.numpy(), "s--", ms=3, color=COLORS[i],
-                    alpha=0.7, label=f"{r.label}, centred")
+            draw(x, solid(r).numpy(), "o-", ms=3, color=COLORS[i],
+                 label=f"{r.label}, {solid_label}")
+            draw(x, dashed(r).numpy(), "s--", ms=3, color=COLORS[i], alpha=0.7,
+                 label=f"{r.label}, {dashed_label}")
         _ticks(ax, runs[0].names)
-        ax.set(xlabel="row (stage.block)", ylabel="$D$")
+        ax.set(xlabel="row (stage.block)", ylabel=ylabel)
         ax.legend(fontsize=7)
     return fig, axes
 

@@ -107,23 +107,33 @@ def main(argv=None) -> int:
             for i in range(0, len(X), args.batch):
                 net(X[i:i + args.batch])
 
+    def forward_inference():  # what measure runs under: no autograd bookkeeping at all
+        with torch.inference_mode():
+            for i in range(0, len(X), args.batch):
+                net(X[i:i + args.batch])
+
     times = best_times({
         "forward": forward,
+        "forward_inference": forward_inference,
         "plain": lambda: pnc.measure(net, data, LAYERS, nc1=False, batch_size=args.batch,
                                      progress=False),
         "nc1": lambda: pnc.measure(net, data, LAYERS, nc1=True, batch_size=args.batch,
                                    progress=False),
     }, args.repeat)
     t_fwd, t_plain, t_nc1 = times["forward"], times["plain"], times["nc1"]
+    t_inf = times["forward_inference"]
     t_ref = reference_way(net, X, y, args.batch, subset=min(2000, len(X)))
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
         "data": source, "N": len(X), "batch": args.batch,
-        "forward_s": t_fwd, "measure_s": t_plain, "measure_nc1_s": t_nc1,
+        "forward_s": t_fwd, "forward_inference_s": t_inf, "measure_s": t_plain,
+        "measure_nc1_s": t_nc1,
         "reference_way_s": t_ref,
         "ratio_measure": t_plain / t_fwd, "ratio_measure_nc1": t_nc1 / t_fwd,
         "ratio_reference_way": t_ref / t_fwd,
+        "ratio_measure_vs_inference": t_plain / t_inf,
+        "ratio_measure_nc1_vs_inference": t_nc1 / t_inf,
     }
     for key, value in result.items():
         print(f"{key:>22}: {value:.3f}" if isinstance(value, float) else f"{key:>22}: {value}")
